@@ -1,0 +1,217 @@
+// teardown/core.hpp — the vocabulary every teardown component shares.
+//
+//   auto budget = teardown::Deadline::after(std::chrono::seconds(30));  // the whole shutdown
+//   drain.close(budget);            // each step waits at most what is left of it
+//   reaper.close(budget);
+//
+// - `Clock` is `std::chrono::steady_clock`; `Deadline` is a point on it, or never.
+// - `Cancelled` is the library's cancellation exception.
+// - `Closeable` is anything with `close(Deadline)` or `close()`.
+// - The process-wide error handler receives what cannot propagate: a guard action that throws
+//   during unwinding, a destructor-driven close that fails, an invalid environment value.
+//   The library never calls std::terminate on its own.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace teardown {
+
+using Clock = std::chrono::steady_clock;
+
+/// A point on `Clock` by which something must be done, or never.
+///
+/// One deadline is the whole budget of a shutdown: pass the same one to every step, and each
+/// step waits at most what is left of it. `after()` saturates: a duration too large to add to
+/// now yields `never()`, a negative one an already expired deadline.
+class Deadline {
+ public:
+  /// A deadline that never expires.
+  static constexpr Deadline never() noexcept { return Deadline{Clock::time_point::max()}; }
+
+  /// A deadline at a given point of `Clock`.
+  static constexpr Deadline at(Clock::time_point when) noexcept { return Deadline{when}; }
+
+  /// A deadline `budget` from now.
+  template <class Rep, class Period>
+  static Deadline after(std::chrono::duration<Rep, Period> budget) noexcept {
+    const auto now = Clock::now();
+    using Limit = std::chrono::duration<long double, Clock::period>;
+    const auto headroom = Limit(Clock::time_point::max() - now);
+    if (Limit(budget) >= headroom) return never();
+    return Deadline{now + std::chrono::ceil<Clock::duration>(budget)};
+  }
+
+  /// Time left before the deadline; zero once expired; `Clock::duration::max()` for never.
+  [[nodiscard]] Clock::duration remaining() const noexcept {
+    if (is_never()) return Clock::duration::max();
+    const auto now = Clock::now();
+    return when_ > now ? when_ - now : Clock::duration::zero();
+  }
+
+  [[nodiscard]] bool expired() const noexcept { return !is_never() && Clock::now() >= when_; }
+  [[nodiscard]] constexpr bool is_never() const noexcept { return when_ == Clock::time_point::max(); }
+
+  /// The point on `Clock`; `Clock::time_point::max()` for never.
+  [[nodiscard]] constexpr Clock::time_point time_point() const noexcept { return when_; }
+
+  /// The sooner of two deadlines.
+  [[nodiscard]] friend constexpr Deadline earliest(Deadline a, Deadline b) noexcept {
+    return a.when_ <= b.when_ ? a : b;
+  }
+
+  friend constexpr bool operator==(Deadline, Deadline) noexcept = default;
+  friend constexpr auto operator<=>(Deadline, Deadline) noexcept = default;
+
+ private:
+  constexpr explicit Deadline(Clock::time_point when) noexcept : when_(when) {}
+  Clock::time_point when_;
+};
+
+/// The library's cancellation exception. Which exception types count as cancellation is chosen
+/// per component at the type level (see TeardownStack's `Policy`); this is the default.
+class Cancelled : public std::exception {
+ public:
+  Cancelled() = default;
+  explicit Cancelled(std::string reason) : reason_(std::move(reason)) {}
+  [[nodiscard]] const char* what() const noexcept override {
+    return reason_.empty() ? "teardown::Cancelled" : reason_.c_str();
+  }
+
+ private:
+  std::string reason_;
+};
+
+/// Anything that can be closed, with or without a deadline. Every teardown component models it,
+/// so any of them can be pushed onto a TeardownStack.
+template <class T>
+concept Closeable = requires(T& t, Deadline d) {
+  t.close(d);
+}
+|| requires(T& t) { t.close(); };
+
+/// Closes `t`, passing the deadline when `t` accepts one.
+template <Closeable T>
+void close_within(T& t, Deadline deadline) {
+  if constexpr (requires { t.close(deadline); }) {
+    t.close(deadline);
+  } else {
+    t.close();
+  }
+}
+
+/// Receives an error that cannot propagate, and where it happened.
+using ErrorHandler = std::function<void(std::exception_ptr error, std::string_view context)>;
+
+namespace detail {
+
+/// `what()` of a stored exception, or a placeholder for exceptions not derived from
+/// std::exception. Never throws.
+inline std::string what_of(const std::exception_ptr& error) noexcept {
+  try {
+    try {
+      if (error) std::rethrow_exception(error);
+      return "no exception";
+    } catch (const std::exception& e) {
+      return e.what();
+    } catch (...) {
+      return "unknown exception (not derived from std::exception)";
+    }
+  } catch (...) {  // the string itself could not be allocated
+    return {};
+  }
+}
+
+inline void print_error(std::exception_ptr error, std::string_view context) noexcept {
+  const std::string what = what_of(error);
+  std::fprintf(stderr, "teardown: %.*s: %s\n", static_cast<int>(context.size()), context.data(),
+               what.c_str());
+}
+
+struct ErrorHandlerSlot {
+  std::mutex mutex;
+  std::shared_ptr<const ErrorHandler> handler;  // null means the default
+};
+
+inline ErrorHandlerSlot& error_handler_slot() noexcept {
+  static ErrorHandlerSlot slot;
+  return slot;
+}
+
+/// `source` as an rvalue when constructing T from it cannot throw (or T cannot be copied),
+/// otherwise as a const lvalue: a construction that fails then leaves `source` intact, so the
+/// caller can still run or release it. P0052's rule for scope guards and unique resources.
+template <class T, class U, class Source>
+constexpr decltype(auto) forward_if_nothrow(Source& source) noexcept {
+  if constexpr (std::is_nothrow_constructible_v<T, U> || !std::is_constructible_v<T, const Source&>) {
+    return std::forward<U>(source);
+  } else {
+    return static_cast<const Source&>(source);
+  }
+}
+
+}  // namespace detail
+
+/// Installs `handler` as the process-wide error handler and returns the previous one.
+/// An empty handler restores the default (one line to stderr). Thread-safe.
+inline ErrorHandler set_error_handler(ErrorHandler handler) {
+  auto next = handler ? std::make_shared<const ErrorHandler>(std::move(handler)) : nullptr;
+  auto& slot = detail::error_handler_slot();
+  std::shared_ptr<const ErrorHandler> previous;
+  {
+    std::lock_guard lock(slot.mutex);
+    previous = std::exchange(slot.handler, std::move(next));
+  }
+  if (previous) return *previous;
+  return ErrorHandler(&detail::print_error);
+}
+
+/// The current process-wide error handler.
+inline ErrorHandler error_handler() {
+  auto& slot = detail::error_handler_slot();
+  std::lock_guard lock(slot.mutex);
+  if (slot.handler) return *slot.handler;
+  return ErrorHandler(&detail::print_error);
+}
+
+/// Delivers `error` to the current handler. Never throws: a handler that throws is ignored and
+/// the error is printed by the default handler instead. The handler runs outside any lock, so it
+/// may itself call `set_error_handler`.
+inline void report_error(std::exception_ptr error, std::string_view context) noexcept {
+  auto& slot = detail::error_handler_slot();
+  std::shared_ptr<const ErrorHandler> handler;
+  {
+    std::lock_guard lock(slot.mutex);
+    handler = slot.handler;
+  }
+  if (!handler) return detail::print_error(std::move(error), context);
+  try {
+    (*handler)(error, context);
+  } catch (...) {
+    detail::print_error(std::move(error), context);
+  }
+}
+
+namespace detail {
+
+/// Calls `f(args...)`, delivering anything it throws to the error handler with `context`.
+template <class F, class... Args>
+void call_reporting(const char* context, F& f, Args&... args) noexcept {
+  try {
+    f(args...);
+  } catch (...) {
+    report_error(std::current_exception(), context);
+  }
+}
+
+}  // namespace detail
+
+}  // namespace teardown

@@ -1,0 +1,288 @@
+#include <teardown/scope_guard.hpp>
+
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/error_capture.hpp"
+
+namespace {
+
+struct Boom : std::runtime_error {
+  Boom() : std::runtime_error("boom") {}
+};
+
+/// A callable whose copy constructor throws when asked to: storing it in a guard fails.
+struct ThrowingCopy {
+  int* calls;
+  bool throw_on_copy;
+  ThrowingCopy(int* c, bool t) : calls(c), throw_on_copy(t) {}
+  ThrowingCopy(const ThrowingCopy& other) : calls(other.calls), throw_on_copy(other.throw_on_copy) {
+    if (throw_on_copy) throw std::bad_alloc();
+  }
+  void operator()() const { ++*calls; }
+};
+
+auto throwing_action() {
+  return [] { throw Boom(); };
+}
+
+}  // namespace
+
+TEST_CASE("scope_exit: runs when the scope ends normally", "[scope_guard]") {
+  int runs = 0;
+  {
+    auto guard = teardown::scope_exit([&] { ++runs; });
+    CHECK(runs == 0);
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("scope_exit: runs when the scope ends by an exception", "[scope_guard]") {
+  int runs = 0;
+  try {
+    auto guard = teardown::scope_exit([&] { ++runs; });
+    throw Boom();
+  } catch (const Boom&) {
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("scope_fail: runs only when the scope ends by an exception", "[scope_guard]") {
+  int runs = 0;
+  {
+    auto guard = teardown::scope_fail([&] { ++runs; });
+  }
+  CHECK(runs == 0);
+  try {
+    auto guard = teardown::scope_fail([&] { ++runs; });
+    throw Boom();
+  } catch (const Boom&) {
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("scope_success: runs only when the scope ends normally", "[scope_guard]") {
+  int runs = 0;
+  try {
+    auto guard = teardown::scope_success([&] { ++runs; });
+    throw Boom();
+  } catch (const Boom&) {
+  }
+  CHECK(runs == 0);
+  {
+    auto guard = teardown::scope_success([&] { ++runs; });
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("ScopeGuard: guards run in reverse order of construction", "[scope_guard]") {
+  std::vector<int> order;
+  {
+    auto first = teardown::scope_exit([&] { order.push_back(1); });
+    auto second = teardown::scope_exit([&] { order.push_back(2); });
+    TEARDOWN_DEFER { order.push_back(3); };
+    TEARDOWN_DEFER { order.push_back(4); };
+  }
+  CHECK(order == std::vector<int>{4, 3, 2, 1});
+}
+
+TEST_CASE("ScopeGuard: dismiss() stops the action, rearm() restores it, armed() reports it",
+          "[scope_guard]") {
+  int runs = 0;
+  {
+    auto guard = teardown::scope_exit([&] { ++runs; });
+    CHECK(guard.armed());
+    guard.dismiss();
+    CHECK_FALSE(guard.armed());
+  }
+  CHECK(runs == 0);
+  {
+    auto guard = teardown::scope_exit([&] { ++runs; });
+    guard.dismiss();
+    guard.rearm();
+    CHECK(guard.armed());
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("ScopeGuard: a moved-from guard is disarmed and the action runs exactly once", "[scope_guard]") {
+  int runs = 0;
+  {
+    auto original = teardown::scope_exit([&] { ++runs; });
+    {
+      auto moved = std::move(original);
+      CHECK_FALSE(original.armed());
+      CHECK(moved.armed());
+    }
+    CHECK(runs == 1);
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("ScopeGuard: a move keeps the dismissed state", "[scope_guard]") {
+  int runs = 0;
+  {
+    auto original = teardown::scope_exit([&] { ++runs; });
+    original.dismiss();
+    auto moved = std::move(original);
+    CHECK_FALSE(moved.armed());
+  }
+  CHECK(runs == 0);
+}
+
+TEST_CASE("ScopeGuard: rearm() on a moved-from guard is a logic_error naming the misuse", "[scope_guard]") {
+  int runs = 0;
+  auto original = teardown::scope_exit([&] { ++runs; });
+  auto moved = std::move(original);
+  CHECK_THROWS_WITH(original.rearm(), Catch::Matchers::Contains("moved from"));
+  CHECK_FALSE(original.armed());
+}
+
+TEST_CASE("ScopeGuard: a callable that cannot be stored runs at once and the exception propagates",
+          "[scope_guard]") {
+  int runs = 0;
+  const ThrowingCopy action(&runs, true);
+  CHECK_THROWS_AS(teardown::scope_exit(action), std::bad_alloc);
+  CHECK(runs == 1);
+  CHECK_THROWS_AS(teardown::scope_fail(action), std::bad_alloc);
+  CHECK(runs == 2);
+  // The scope is failing, so a success action must not run.
+  CHECK_THROWS_AS(teardown::scope_success(action), std::bad_alloc);
+  CHECK(runs == 2);
+}
+
+TEST_CASE("ScopeGuard: a copyable callable is stored without running", "[scope_guard]") {
+  int runs = 0;
+  const ThrowingCopy action(&runs, false);
+  {
+    auto guard = teardown::scope_exit(action);
+    CHECK(runs == 0);
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("ScopeGuard: a throwing action propagates when no exception is in flight", "[scope_guard]") {
+  teardown_test::ErrorCapture capture;
+  CHECK_THROWS_AS([] { auto guard = teardown::scope_exit(throwing_action()); }(), Boom);
+  CHECK_THROWS_AS([] { auto guard = teardown::scope_success(throwing_action()); }(), Boom);
+  CHECK(capture.errors().empty());
+}
+
+TEST_CASE("ScopeGuard: a throwing action during unwinding goes to the error handler, not terminate",
+          "[scope_guard][error_handler]") {
+  teardown_test::ErrorCapture capture;
+  try {
+    auto guard = teardown::scope_exit(throwing_action());
+    throw std::logic_error("original");
+  } catch (const std::logic_error& e) {
+    CHECK(std::string(e.what()) == "original");  // the original exception survives
+  }
+  REQUIRE(capture.errors().size() == 1);
+  CHECK(capture.errors()[0] == "scope guard action threw during unwinding: boom");
+}
+
+TEST_CASE("scope_fail: a throwing action always goes to the error handler", "[scope_guard][error_handler]") {
+  teardown_test::ErrorCapture capture;
+  try {
+    auto guard = teardown::scope_fail(throwing_action());
+    throw std::logic_error("original");
+  } catch (const std::logic_error&) {
+  }
+  REQUIRE(capture.errors().size() == 1);
+  CHECK(capture.errors()[0] == "scope_fail action threw during unwinding: boom");
+}
+
+namespace {
+/// Runs `body` from a destructor that executes while an exception unwinds past it.
+struct RunsInDestructor {
+  std::function<void()> body;
+  ~RunsInDestructor() { body(); }
+};
+}  // namespace
+
+TEST_CASE("ScopeGuard: failure is judged per scope, so guards inside an unwinding destructor see success",
+          "[scope_guard]") {
+  int success_runs = 0;
+  int fail_runs = 0;
+  try {
+    RunsInDestructor cleanup{[&] {
+      auto success = teardown::scope_success([&] { ++success_runs; });
+      auto fail = teardown::scope_fail([&] { ++fail_runs; });
+    }};
+    throw Boom();
+  } catch (const Boom&) {
+  }
+  CHECK(success_runs == 1);
+  CHECK(fail_runs == 0);
+}
+
+TEST_CASE("ScopeGuard: destructor noexcept follows the action (the noexcept table)", "[scope_guard]") {
+  auto nothrow_action = []() noexcept {};
+  auto throwing = [] {};
+  using NothrowExit = decltype(teardown::scope_exit(nothrow_action));
+  using ThrowingExit = decltype(teardown::scope_exit(throwing));
+  using ThrowingFail = decltype(teardown::scope_fail(throwing));
+  using ThrowingSuccess = decltype(teardown::scope_success(throwing));
+  using NothrowSuccess = decltype(teardown::scope_success(nothrow_action));
+  STATIC_REQUIRE(std::is_nothrow_destructible_v<NothrowExit>);
+  STATIC_REQUIRE_FALSE(std::is_nothrow_destructible_v<ThrowingExit>);
+  STATIC_REQUIRE(std::is_nothrow_destructible_v<ThrowingFail>);
+  STATIC_REQUIRE_FALSE(std::is_nothrow_destructible_v<ThrowingSuccess>);
+  STATIC_REQUIRE(std::is_nothrow_destructible_v<NothrowSuccess>);
+  // (A construction expression also destroys its temporary, so these use a nothrow action.)
+  STATIC_REQUIRE(std::is_nothrow_move_constructible_v<NothrowExit>);
+  STATIC_REQUIRE(noexcept(teardown::scope_exit(nothrow_action)));
+  STATIC_REQUIRE_FALSE(noexcept(teardown::scope_exit(std::declval<const ThrowingCopy&>())));
+}
+
+TEST_CASE("ScopeGuard: move-only, never copied or assigned", "[scope_guard]") {
+  using Guard = decltype(teardown::scope_exit([] {}));
+  STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<Guard>);
+  STATIC_REQUIRE_FALSE(std::is_copy_assignable_v<Guard>);
+  STATIC_REQUIRE_FALSE(std::is_move_assignable_v<Guard>);
+  STATIC_REQUIRE(std::is_move_constructible_v<Guard>);
+}
+
+TEST_CASE("ScopeGuard: costs one pointer-sized callable plus at most its alignment", "[scope_guard]") {
+  int* target = nullptr;
+  auto one_pointer = [target] { (void)target; };
+  using F = decltype(one_pointer);
+  STATIC_REQUIRE(sizeof(teardown::ScopeGuard<F, teardown::Always>) <= sizeof(F) + alignof(F));
+  STATIC_REQUIRE(sizeof(teardown::ScopeGuard<F, teardown::Always>) <= 16);
+  STATIC_REQUIRE(sizeof(teardown::ScopeGuard<F, teardown::OnFailure>) <=
+                 sizeof(F) + alignof(F) + sizeof(int));
+  STATIC_REQUIRE(sizeof(teardown::ScopeGuard<F, teardown::OnSuccess>) <=
+                 sizeof(F) + alignof(F) + sizeof(int));
+  auto empty = [] {};
+  STATIC_REQUIRE(sizeof(teardown::ScopeGuard<decltype(empty)>) == 1);
+}
+
+namespace {
+template <class Guard>
+inline constexpr bool is_always_guard = false;
+template <class F>
+inline constexpr bool is_always_guard<teardown::ScopeGuard<F, teardown::Always>> = true;
+}  // namespace
+
+TEST_CASE("ScopeGuard: class template argument deduction gives an Always guard", "[scope_guard]") {
+  int runs = 0;
+  {
+    teardown::ScopeGuard guard{[&] { ++runs; }};
+    STATIC_REQUIRE(is_always_guard<decltype(guard)>);
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("ScopeGuard: a guard can live in std::optional (placement new stays allowed)", "[scope_guard]") {
+  int runs = 0;
+  {
+    std::optional<teardown::ScopeGuard<std::function<void()>>> maybe;
+    maybe.emplace([&] { ++runs; });
+  }
+  CHECK(runs == 1);
+}
