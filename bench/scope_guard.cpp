@@ -1,0 +1,130 @@
+// A guard in a hot loop against the same cleanup written by hand, absl::Cleanup and
+// gsl::finally. Each iteration does a little opaque work and one cleanup (an increment through
+// a captured reference), so what differs between rows is only the cost of the guard.
+//
+//   cmake --preset bench && cmake --build --preset bench --target bench_scope_guard
+//   build/bench/bench/bench_scope_guard --benchmark_repetitions=10 --benchmark_report_aggregates_only=true
+#include <teardown/scope_guard.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+
+#if defined(TEARDOWN_HAVE_ABSL)
+#include <absl/cleanup/cleanup.h>
+#endif
+#if defined(TEARDOWN_HAVE_GSL)
+#include <gsl/util>
+#endif
+
+namespace {
+
+// Opaque work the compiler cannot fold into the cleanup.
+inline void work(std::uint64_t& value) {
+  value = value * 6364136223846793005u + 1442695040888963407u;
+  benchmark::DoNotOptimize(value);
+}
+
+void hand_written(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    work(value);
+    ++cleanups;
+    benchmark::DoNotOptimize(cleanups);
+  }
+}
+BENCHMARK(hand_written);
+
+void teardown_scope_exit(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    auto guard = teardown::scope_exit([&cleanups] {
+      ++cleanups;
+      benchmark::DoNotOptimize(cleanups);
+    });
+    work(value);
+  }
+  state.counters["sizeof"] = sizeof(decltype(teardown::scope_exit([&cleanups] { ++cleanups; })));
+}
+BENCHMARK(teardown_scope_exit);
+
+void teardown_scope_exit_dismissed(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    auto guard = teardown::scope_exit([&cleanups] {
+      ++cleanups;
+      benchmark::DoNotOptimize(cleanups);
+    });
+    work(value);
+    if (value == 0) guard.dismiss();  // never true; keeps the armed check in the loop
+  }
+}
+BENCHMARK(teardown_scope_exit_dismissed);
+
+void teardown_scope_success(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    auto guard = teardown::scope_success([&cleanups] {
+      ++cleanups;
+      benchmark::DoNotOptimize(cleanups);
+    });
+    work(value);
+  }
+}
+BENCHMARK(teardown_scope_success);
+
+void teardown_scope_fail(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    auto guard = teardown::scope_fail([&cleanups] {
+      ++cleanups;
+      benchmark::DoNotOptimize(cleanups);
+    });
+    work(value);
+  }
+}
+BENCHMARK(teardown_scope_fail);
+
+#if defined(TEARDOWN_HAVE_ABSL)
+void absl_cleanup(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    absl::Cleanup guard = [&cleanups] {
+      ++cleanups;
+      benchmark::DoNotOptimize(cleanups);
+    };
+    work(value);
+  }
+}
+BENCHMARK(absl_cleanup);
+#endif
+
+#if defined(TEARDOWN_HAVE_GSL)
+void gsl_finally(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    auto guard = gsl::finally([&cleanups] {
+      ++cleanups;
+      benchmark::DoNotOptimize(cleanups);
+    });
+    work(value);
+  }
+}
+BENCHMARK(gsl_finally);
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#if !defined(TEARDOWN_HAVE_ABSL)
+  std::fprintf(stderr, "absl::Cleanup rows skipped: libabsl-dev is not installed\n");
+#endif
+#if !defined(TEARDOWN_HAVE_GSL)
+  std::fprintf(stderr, "gsl::finally rows skipped: libmsgsl-dev is not installed\n");
+#endif
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
