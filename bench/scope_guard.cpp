@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdio>
 
 #if defined(TEARDOWN_HAVE_ABSL)
 #include <absl/cleanup/cleanup.h>
@@ -35,80 +36,49 @@ void hand_written(benchmark::State& state) {
 }
 BENCHMARK(hand_written);
 
-void teardown_scope_exit(benchmark::State& state) {
+/// The loop every guard row runs: `make_guard(cleanup)` returns a guard that runs `cleanup`.
+template <class MakeGuard>
+void guarded_loop(benchmark::State& state, MakeGuard make_guard) {
   std::uint64_t value = 1, cleanups = 0;
+  auto cleanup = [&cleanups] {
+    ++cleanups;
+    benchmark::DoNotOptimize(cleanups);
+  };
   for (auto _ : state) {
-    auto guard = teardown::scope_exit([&cleanups] {
-      ++cleanups;
-      benchmark::DoNotOptimize(cleanups);
-    });
+    auto guard = make_guard(cleanup);
     work(value);
+    if constexpr (requires { guard.dismiss(); }) {
+      if (value == 0) guard.dismiss();  // never true; keeps the armed check in the loop
+    }
   }
-  state.counters["sizeof"] = sizeof(decltype(teardown::scope_exit([&cleanups] { ++cleanups; })));
+  state.counters["sizeof"] = sizeof(decltype(make_guard(cleanup)));
+}
+
+void teardown_scope_exit(benchmark::State& state) {
+  guarded_loop(state, [](auto& cleanup) { return teardown::scope_exit(cleanup); });
 }
 BENCHMARK(teardown_scope_exit);
 
-void teardown_scope_exit_dismissed(benchmark::State& state) {
-  std::uint64_t value = 1, cleanups = 0;
-  for (auto _ : state) {
-    auto guard = teardown::scope_exit([&cleanups] {
-      ++cleanups;
-      benchmark::DoNotOptimize(cleanups);
-    });
-    work(value);
-    if (value == 0) guard.dismiss();  // never true; keeps the armed check in the loop
-  }
-}
-BENCHMARK(teardown_scope_exit_dismissed);
-
 void teardown_scope_success(benchmark::State& state) {
-  std::uint64_t value = 1, cleanups = 0;
-  for (auto _ : state) {
-    auto guard = teardown::scope_success([&cleanups] {
-      ++cleanups;
-      benchmark::DoNotOptimize(cleanups);
-    });
-    work(value);
-  }
+  guarded_loop(state, [](auto& cleanup) { return teardown::scope_success(cleanup); });
 }
 BENCHMARK(teardown_scope_success);
 
 void teardown_scope_fail(benchmark::State& state) {
-  std::uint64_t value = 1, cleanups = 0;
-  for (auto _ : state) {
-    auto guard = teardown::scope_fail([&cleanups] {
-      ++cleanups;
-      benchmark::DoNotOptimize(cleanups);
-    });
-    work(value);
-  }
+  guarded_loop(state, [](auto& cleanup) { return teardown::scope_fail(cleanup); });
 }
 BENCHMARK(teardown_scope_fail);
 
 #if defined(TEARDOWN_HAVE_ABSL)
 void absl_cleanup(benchmark::State& state) {
-  std::uint64_t value = 1, cleanups = 0;
-  for (auto _ : state) {
-    absl::Cleanup guard = [&cleanups] {
-      ++cleanups;
-      benchmark::DoNotOptimize(cleanups);
-    };
-    work(value);
-  }
+  guarded_loop(state, [](auto& cleanup) { return absl::Cleanup(cleanup); });
 }
 BENCHMARK(absl_cleanup);
 #endif
 
 #if defined(TEARDOWN_HAVE_GSL)
 void gsl_finally(benchmark::State& state) {
-  std::uint64_t value = 1, cleanups = 0;
-  for (auto _ : state) {
-    auto guard = gsl::finally([&cleanups] {
-      ++cleanups;
-      benchmark::DoNotOptimize(cleanups);
-    });
-    work(value);
-  }
+  guarded_loop(state, [](auto& cleanup) { return gsl::finally(cleanup); });
 }
 BENCHMARK(gsl_finally);
 #endif
