@@ -249,11 +249,11 @@ template <class... Rungs>
 
 /// How `spawn` starts a child.
 struct SpawnOptions {
-  bool new_process_group = false;    // the child leads its own group: Target::process_group works
-  bool lifeline = false;             // pass a lifeline fd for the child's ParentWatch
-  std::vector<std::string> env_add;  // "K=V" added to (or replacing in) the inherited environment
-  std::vector<int> inherit_fds;      // kept open at the same numbers; every other fd but 0-2 and
-                                     // the lifeline is closed in the child
+  bool new_process_group = false;      // the child leads its own group: Target::process_group works
+  bool lifeline = false;               // pass a lifeline fd for the child's ParentWatch
+  std::vector<std::string> env_add{};  // "K=V" added to (or replacing in) the inherited environment
+  std::vector<int> inherit_fds{};      // kept open at the same numbers; every other fd but 0-2 and
+                                       // the lifeline is closed in the child
 };
 
 class Child;
