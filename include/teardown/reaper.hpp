@@ -751,13 +751,15 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
     }
   };
 
+  std::size_t in_force = 0;  // the last rung that acted: a child found ended now ended under it
   for (std::size_t rung_index = 0; rung_index < rungs.size(); ++rung_index) {
     const AnyRung& step = rungs[rung_index];
     const bool is_kill = std::holds_alternative<rung::Kill>(step);
     std::size_t alive = 0;
-    for (std::size_t k = 0; k < children.size(); ++k) alive += observe(k, rung_index) ? 0 : 1;
+    for (std::size_t k = 0; k < children.size(); ++k) alive += observe(k, in_force) ? 0 : 1;
     if (alive == 0) break;
     if (!is_kill && overall.expired()) continue;  // the budget is spent: straight on to Kill
+    in_force = rung_index;
 
     const Clock::duration grace = std::visit(
         Overloaded{[](const rung::Kill&) { return Clock::duration::max(); },
@@ -858,9 +860,7 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
     }
   }
   // A ladder always ends with Kill, which waits with no deadline: every child has ended here.
-  for (std::size_t k = 0; k < children.size(); ++k) {
-    if (!ended[k]) (void)observe(k, rungs.empty() ? 0 : rungs.size() - 1);
-  }
+  for (std::size_t k = 0; k < children.size(); ++k) (void)observe(k, in_force);
   return errors;
 }
 

@@ -130,7 +130,7 @@ TEST_CASE(
       auto child = teardown::spawn(sh("fd=$TEARDOWN_LIFELINE_FD; echo \"fd=$fd\" " + to +
                                       "; [ -p /proc/self/fd/$fd ] "
                                       "&& echo pipe " +
-                                      to + "; eval \"cat <&$fd\"; echo eof " + to),
+                                      to + "; cat /proc/self/fd/$fd; echo eof " + to),
                                    {.lifeline = true, .inherit_fds = {report.write_end.get()}});
       ::_exit(child.pid() > 0 ? 0 : 1);  // dies holding the Child: the kernel closes the write end
     } catch (...) {
@@ -151,7 +151,7 @@ TEST_CASE(
 TEST_CASE("spawn: the lifeline write end stays open while the Child lives", "[reaper][process]") {
   ReportPipe report;
   auto child = teardown::spawn(sh("fd=$TEARDOWN_LIFELINE_FD; echo started " + report.to() +
-                                  "; eval \"cat <&$fd\"; echo eof " + report.to()),
+                                  "; cat /proc/self/fd/$fd; echo eof " + report.to()),
                                {.lifeline = true, .inherit_fds = {report.write_end.get()}});
   REQUIRE(report.read_line(Deadline::after(20s)) == "started");
   CHECK_FALSE(report.read_line(Deadline::after(200ms)));  // no EOF while we hold the write end

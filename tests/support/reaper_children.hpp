@@ -32,8 +32,11 @@ struct ReportPipe {
     write_end.reset(ends[1]);
   }
 
-  /// The shell redirection that writes to this pipe, e.g. ">&7".
-  [[nodiscard]] std::string to() const { return ">&" + std::to_string(write_end.get()); }
+  /// The shell redirection that writes to this pipe. Through /proc, because dash only accepts
+  /// fd numbers up to 9 in ">&N".
+  [[nodiscard]] std::string to() const { return ">/proc/self/fd/" + std::to_string(write_end.get()); }
+  /// The shell redirection that reads from this pipe.
+  [[nodiscard]] std::string from() const { return "</proc/self/fd/" + std::to_string(read_end.get()); }
 
   /// The next line, or nullopt at the deadline or EOF.
   std::optional<std::string> read_line(teardown::Deadline deadline) {
