@@ -585,7 +585,9 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
     if (fd > 2) plan.inherited_fds.push_back(fd);
   }
 
-  auto [error_read, error_write] = cloexec_pipe("the exec error report");
+  UniqueFd error_read;
+  UniqueFd error_write;
+  std::tie(error_read, error_write) = cloexec_pipe("the exec error report");
   UniqueFd lifeline_read;
   UniqueFd lifeline_write;
   if (options.lifeline) {
