@@ -76,7 +76,8 @@ struct Pipe {
 
 std::int64_t read_stamp(int fd) {
   std::int64_t stamp = 0;
-  if (teardown::detail::retry_eintr([&] { return ::read(fd, &stamp, sizeof stamp); }) != sizeof stamp) std::abort();
+  if (teardown::detail::retry_eintr([&] { return ::read(fd, &stamp, sizeof stamp); }) != sizeof stamp)
+    std::abort();
   return stamp;
 }
 
@@ -84,7 +85,8 @@ void report_percentiles(benchmark::State& state, std::vector<double>& latencies_
   if (latencies_us.empty()) return;
   std::sort(latencies_us.begin(), latencies_us.end());
   const auto at = [&](double q) {
-    return latencies_us[std::min(latencies_us.size() - 1, static_cast<std::size_t>(q * double(latencies_us.size())))];
+    return latencies_us[std::min(latencies_us.size() - 1,
+                                 static_cast<std::size_t>(q * double(latencies_us.size())))];
   };
   state.counters["p50_us"] = at(0.50);
   state.counters["p99_us"] = at(0.99);
@@ -110,7 +112,10 @@ void BM_ExitDetection_Teardown_WaitUntil(benchmark::State& state) {
   }
   report_percentiles(state, latencies_us);
 }
-BENCHMARK(BM_ExitDetection_Teardown_WaitUntil)->Iterations(300)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ExitDetection_Teardown_WaitUntil)
+    ->Iterations(300)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_ExitDetection_Teardown_WaitUntil_Fallback(benchmark::State& state) {
   const std::string self = self_path();
@@ -118,10 +123,10 @@ void BM_ExitDetection_Teardown_WaitUntil_Fallback(benchmark::State& state) {
   for (auto _ : state) {
     Pipe go;
     Pipe stamp;
-    auto child = teardown::detail::spawn_child({self, "--child-exit-on-byte", std::to_string(go.read_end.get()),
-                                                std::to_string(stamp.write_end.get())},
-                                               {.inherit_fds = {go.read_end.get(), stamp.write_end.get()}},
-                                               teardown::detail::PidfdUse::never);
+    auto child = teardown::detail::spawn_child(
+        {self, "--child-exit-on-byte", std::to_string(go.read_end.get()),
+         std::to_string(stamp.write_end.get())},
+        {.inherit_fds = {go.read_end.get(), stamp.write_end.get()}}, teardown::detail::PidfdUse::never);
     if (::write(go.write_end.get(), "g", 1) != 1) std::abort();
     const auto status = child.wait_until(teardown::Deadline::after(10s));
     const std::int64_t returned = monotonic_ns();
@@ -146,9 +151,9 @@ void BM_ExitDetection_BoostProcessV2_Wait(benchmark::State& state) {
   for (auto _ : state) {
     Pipe go(0);  // inherited by plain fork+exec: no close-on-exec here
     Pipe stamp(0);
-    bp::process child(context, self,
-                      {"--child-exit-on-byte", std::to_string(go.read_end.get()),
-                       std::to_string(stamp.write_end.get())});
+    bp::process child(
+        context, self,
+        {"--child-exit-on-byte", std::to_string(go.read_end.get()), std::to_string(stamp.write_end.get())});
     go.read_end.reset();
     stamp.write_end.reset();
     if (::write(go.write_end.get(), "g", 1) != 1) std::abort();
@@ -161,7 +166,10 @@ void BM_ExitDetection_BoostProcessV2_Wait(benchmark::State& state) {
   }
   report_percentiles(state, latencies_us);
 }
-BENCHMARK(BM_ExitDetection_BoostProcessV2_Wait)->Iterations(300)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ExitDetection_BoostProcessV2_Wait)
+    ->Iterations(300)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 #else
 void BM_ExitDetection_BoostProcessV2_Wait(benchmark::State& state) {
   state.SkipWithError("Boost 1.81 not found (apt-get install libboost1.81-dev)");
@@ -179,7 +187,8 @@ std::vector<teardown::Child> spawn_term_ignoring(int count) {
   }
   for (int i = 0; i < count; ++i) {
     char byte = 0;
-    if (teardown::detail::retry_eintr([&] { return ::read(ready.read_end.get(), &byte, 1); }) != 1) std::abort();
+    if (teardown::detail::retry_eintr([&] { return ::read(ready.read_end.get(), &byte, 1); }) != 1)
+      std::abort();
   }
   return children;
 }
@@ -213,7 +222,8 @@ void BM_Reaper_OneByOne_TermIgnoring(benchmark::State& state) {
     state.ResumeTiming();
     const auto started = teardown::Clock::now();
     for (auto& child : children) {
-      teardown::Reaper reaper(std::move(child), teardown::ladder(rung::Signal{SIGTERM, kGrace}, rung::Kill{}));
+      teardown::Reaper reaper(std::move(child),
+                              teardown::ladder(rung::Signal{SIGTERM, kGrace}, rung::Kill{}));
       (void)reaper.reap();
     }
     const double seconds = std::chrono::duration<double>(teardown::Clock::now() - started).count();
@@ -234,7 +244,8 @@ int main(int argc, char** argv) {
   if (argc == 4 && std::string_view(argv[1]) == "--child-exit-on-byte") {
     return child_exit_on_byte(std::atoi(argv[2]), std::atoi(argv[3]));
   }
-  if (argc == 3 && std::string_view(argv[1]) == "--child-ignore-term") return child_ignore_term(std::atoi(argv[2]));
+  if (argc == 3 && std::string_view(argv[1]) == "--child-ignore-term")
+    return child_ignore_term(std::atoi(argv[2]));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
