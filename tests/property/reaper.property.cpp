@@ -1,0 +1,273 @@
+// Property: for random ladders (up to three of Wait, Request, Signal before Kill) and random
+// children (exits at once, exits after a delay, ignores SIGTERM, stops itself, answers the stop
+// request), reaped alone by a Reaper or together by a ReapGroup, every child ends at the rung the
+// model predicts, with the matching exit, and the reap takes no longer than its graces allow.
+//
+// Real processes are slow next to rapidcheck's 1000 cases, so this property caps its own case
+// count (kMaxCases) below RC_PARAMS' max_success; the seed still comes from RC_PARAMS.
+#include <teardown/reaper.hpp>
+
+#include <rapidcheck.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/error_capture.hpp"
+#include "support/reaper_children.hpp"
+
+using namespace std::chrono_literals;
+using teardown::Deadline;
+using teardown::ExitStatus;
+using teardown_test::ReportPipe;
+namespace rung = teardown::rung;
+
+namespace {
+
+constexpr int kMaxCases = 50;
+constexpr std::size_t kMaxRungsBeforeKill = 3;
+
+enum class RungKind { wait, request_answers, request_throws, signal_term, signal_int };
+struct RungPlan {
+  RungKind kind;
+  int grace_ms;  // ≥ 50: long enough that a signalled shell dies within its own rung
+};
+
+enum class Behaviour { exits_at_once, exits_after_delay, ignores_term, stops_itself, answers_request };
+struct ChildPlan {
+  Behaviour behaviour;
+  int delay_ms;  // exits_after_delay only
+};
+
+// Names for rapidcheck's counterexamples.
+[[maybe_unused]] void showValue(RungKind kind, std::ostream& os) {
+  const char* names[] = {"Wait", "Request (answers)", "Request (throws)", "Signal SIGTERM", "Signal SIGINT"};
+  os << names[static_cast<int>(kind)];
+}
+[[maybe_unused]] void showValue(Behaviour behaviour, std::ostream& os) {
+  const char* names[] = {"exits at once", "exits after a delay", "ignores SIGTERM", "stops itself",
+                         "answers the stop request"};
+  os << names[static_cast<int>(behaviour)];
+}
+
+struct Expectation {
+  std::optional<std::size_t> rung;  // exact, when the behaviour does not race the clock
+  ExitStatus::Kind kind;
+  int code_or_signal;
+};
+
+std::size_t kill_index(const std::vector<RungPlan>& rungs) { return rungs.size(); }
+
+int signal_of(RungKind kind) { return kind == RungKind::signal_term ? SIGTERM : SIGINT; }
+bool is_signal(RungKind kind) { return kind == RungKind::signal_term || kind == RungKind::signal_int; }
+
+/// The rung at which the first rung matching `ends_it` acts, and how the child then ends.
+template <class EndsIt>
+Expectation first_rung_that(const std::vector<RungPlan>& rungs, EndsIt ends_it) {
+  for (std::size_t i = 0; i < rungs.size(); ++i) {
+    if (!ends_it(rungs[i].kind)) continue;
+    if (is_signal(rungs[i].kind)) return {i, ExitStatus::Kind::signaled, signal_of(rungs[i].kind)};
+    return {i, ExitStatus::Kind::exited, 0};  // an answered request
+  }
+  return {kill_index(rungs), ExitStatus::Kind::signaled, SIGKILL};
+}
+
+/// What the model predicts for one child under one ladder (no overall deadline).
+Expectation predict(const std::vector<RungPlan>& rungs, const ChildPlan& child) {
+  switch (child.behaviour) {
+    case Behaviour::exits_at_once:
+      return {0, ExitStatus::Kind::exited, 0};
+    case Behaviour::ignores_term:
+      return first_rung_that(rungs, [](RungKind kind) { return kind == RungKind::signal_int; });
+    case Behaviour::stops_itself:  // TERM and INT are fatal even to a stopped process
+      return first_rung_that(rungs, is_signal);
+    case Behaviour::answers_request:
+      return first_rung_that(
+          rungs, [](RungKind kind) { return is_signal(kind) || kind == RungKind::request_answers; });
+    case Behaviour::exits_after_delay: {
+      // Exits with 0 under whichever rung is in force, unless a signal gets there first.
+      auto forced = first_rung_that(rungs, is_signal);
+      return {std::nullopt, forced.kind, forced.code_or_signal};
+    }
+  }
+  return {};
+}
+
+/// Children spawned and brought to their starting state (ready, stopped or already exited).
+struct Children {
+  ReportPipe ready;
+  std::vector<std::unique_ptr<ReportPipe>> controls;  // the stop request's channel, per child
+  std::vector<teardown::Child> spawned;
+
+  explicit Children(const std::vector<ChildPlan>& plans) {
+    for (const auto& plan : plans) {
+      auto control = std::make_unique<ReportPipe>();
+      teardown::SpawnOptions options{.inherit_fds = {ready.write_end.get(), control->read_end.get()}};
+      const std::string to_ready = ready.to();
+      std::string script;
+      switch (plan.behaviour) {
+        case Behaviour::exits_at_once:
+          script = "exit 0";
+          break;
+        case Behaviour::exits_after_delay:
+          script =
+              "exec sleep 0." + std::string(plan.delay_ms < 100 ? "0" : "") + std::to_string(plan.delay_ms);
+          break;
+        case Behaviour::ignores_term:
+          script = "trap '' TERM; echo ready " + to_ready + "; exec sleep 60";
+          break;
+        case Behaviour::stops_itself:
+          script = "kill -STOP $$; exec sleep 60";
+          break;
+        case Behaviour::answers_request:
+          script = "echo ready " + to_ready + "; read line " + control->from() + "; exit 0";
+          break;
+      }
+      spawned.push_back(teardown::spawn(teardown_test::sh(script), std::move(options)));
+      controls.push_back(std::move(control));
+      settle(spawned.back(), plan.behaviour);
+    }
+  }
+
+  void settle(const teardown::Child& child, Behaviour behaviour) {
+    const auto deadline = Deadline::after(20s);
+    if (behaviour == Behaviour::ignores_term || behaviour == Behaviour::answers_request) {
+      RC_ASSERT(ready.read_line(deadline) == std::optional<std::string>("ready"));
+    } else if (behaviour == Behaviour::exits_at_once) {
+      pollfd exited{child.fd(), POLLIN, 0};
+      RC_ASSERT(teardown::detail::poll_until(&exited, 1, deadline.time_point()) == 1);
+    } else if (behaviour == Behaviour::stops_itself) {
+      siginfo_t stopped{};
+      RC_ASSERT(teardown::detail::retry_eintr([&] {
+                  return ::waitid(P_PID, static_cast<id_t>(child.pid()), &stopped, WSTOPPED | WNOWAIT);
+                }) == 0);
+    }
+  }
+};
+
+/// Calls `use(ladder)` with the compile-time ladder that `plan` describes, ending with Kill.
+template <class Use, class... Built>
+void with_ladder(const std::vector<RungPlan>& plan, const std::function<void(Deadline)>& answer, Use&& use,
+                 Built... built) {
+  if constexpr (sizeof...(Built) == kMaxRungsBeforeKill) {
+    use(teardown::ladder(built..., rung::Kill{}));
+  } else {
+    const std::size_t next = sizeof...(Built);
+    if (next == plan.size()) return use(teardown::ladder(built..., rung::Kill{}));
+    const auto grace = std::chrono::milliseconds(plan[next].grace_ms);
+    switch (plan[next].kind) {
+      case RungKind::wait:
+        return with_ladder(plan, answer, use, built..., rung::Wait{grace});
+      case RungKind::request_answers:
+        return with_ladder(plan, answer, use, built..., rung::Request{answer, grace});
+      case RungKind::request_throws:
+        return with_ladder(plan, answer, use, built...,
+                           rung::Request{[](Deadline) { throw std::runtime_error("no such RPC"); }, grace});
+      case RungKind::signal_term:
+        return with_ladder(plan, answer, use, built..., rung::Signal{SIGTERM, grace});
+      case RungKind::signal_int:
+        return with_ladder(plan, answer, use, built..., rung::Signal{SIGINT, grace});
+    }
+  }
+}
+
+template <class Testable>
+void check_with_real_processes(const char* description, Testable&& testable) {
+  auto params = rc::detail::configuration().testParams;
+  params.maxSuccess = std::min(params.maxSuccess, kMaxCases);
+  rc::detail::TestMetadata metadata;
+  metadata.id = description;
+  metadata.description = description;
+  std::cerr << "\n- " << description << " (at most " << params.maxSuccess << " cases, real processes)\n";
+  const auto result = rc::detail::checkTestable(std::forward<Testable>(testable), metadata, params);
+  rc::detail::printResultMessage(result, std::cerr);
+  std::cerr << '\n';
+  INFO("rapidcheck property: " << description);
+  CHECK(result.template is<rc::detail::SuccessResult>());
+}
+
+}  // namespace
+
+TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung within their graces",
+          "[reaper][property][process]") {
+  teardown_test::ErrorCapture errors;  // the throwing requests land here, not on stderr
+  check_with_real_processes("every child ends at the rung the model predicts, in bounded time", [] {
+    const auto rung_count = *rc::gen::inRange<std::size_t>(0, kMaxRungsBeforeKill + 1);
+    std::vector<RungPlan> rungs;
+    for (std::size_t i = 0; i < rung_count; ++i) {
+      rungs.push_back({*rc::gen::element(RungKind::wait, RungKind::request_answers, RungKind::request_throws,
+                                         RungKind::signal_term, RungKind::signal_int),
+                       *rc::gen::element(50, 80)});
+    }
+    const auto child_count = *rc::gen::inRange(1, 4);
+    std::vector<ChildPlan> plans;
+    for (int i = 0; i < child_count; ++i) {
+      plans.push_back(
+          {*rc::gen::element(Behaviour::exits_at_once, Behaviour::exits_after_delay, Behaviour::ignores_term,
+                             Behaviour::stops_itself, Behaviour::answers_request),
+           *rc::gen::inRange(10, 150)});
+    }
+    const bool as_group = plans.size() > 1 || *rc::gen::arbitrary<bool>();
+
+    Children children(plans);
+    auto controls = std::make_shared<std::vector<int>>();
+    for (const auto& control : children.controls) controls->push_back(control->write_end.get());
+    // The stop RPC: tell every child that answers requests to exit. It owns a copy of the fd
+    // numbers only; the pipes outlive the reap (they belong to `children`).
+    const std::function<void(Deadline)> answer = [controls](Deadline) {
+      for (const int fd : *controls) (void)!::write(fd, "stop\n", 5);
+    };
+
+    std::vector<ExitStatus> statuses;
+    teardown::Clock::duration took{};
+    with_ladder(rungs, answer, [&](const auto& ladder) {
+      if (as_group) {
+        teardown::ReapGroup group;
+        for (auto& child : children.spawned) group.add(std::move(child));
+        auto report = group.reap_all(ladder);
+        statuses = report.statuses;
+        took = report.took;
+      } else {
+        teardown::Reaper reaper(std::move(children.spawned.front()), ladder);
+        statuses = {reaper.reap()};
+        took = statuses.front().took;
+      }
+    });
+
+    int graces_ms = 0;
+    for (const auto& planned : rungs) graces_ms += planned.grace_ms;
+    RC_ASSERT(took <= std::chrono::milliseconds(graces_ms) + 2s);
+    RC_ASSERT(statuses.size() == plans.size());
+    for (std::size_t k = 0; k < plans.size(); ++k) {
+      const Expectation expected = predict(rungs, plans[k]);
+      const ExitStatus& actual = statuses[k];
+      RC_LOG() << "child " << k << ": " << actual.describe() << "\n";
+      if (plans[k].behaviour == Behaviour::exits_after_delay && actual.kind == ExitStatus::Kind::exited) {
+        // It beat the signals: it ended at or before the first signal rung, with code 0.
+        RC_ASSERT(actual.code == 0);
+        const auto forced = first_rung_that(rungs, is_signal);
+        RC_ASSERT(actual.rung <= *forced.rung);
+        continue;
+      }
+      if (expected.rung) RC_ASSERT(actual.rung == *expected.rung);
+      RC_ASSERT(actual.kind == expected.kind);
+      if (expected.kind == ExitStatus::Kind::exited) {
+        RC_ASSERT(actual.code == expected.code_or_signal);
+      } else {
+        RC_ASSERT(actual.signal == expected.code_or_signal);
+        if (!expected.rung) {  // a delayed exit overtaken by a signal: the signal's own rung
+          RC_ASSERT(actual.rung == *first_rung_that(rungs, is_signal).rung);
+        }
+      }
+      RC_TAG(static_cast<int>(plans[k].behaviour));
+    }
+  });
+  CHECK(teardown_test::has_no_children());
+}

@@ -1,0 +1,68 @@
+// Unit tests of Reaper's vocabulary: ExitStatus, ReapReport and Ladder (no processes here; see
+// tests/process/reaper.test.cpp for the real children).
+#include <teardown/reaper.hpp>
+
+#include <csignal>
+#include <string>
+#include <variant>
+
+#include "support/catch.hpp"
+
+using namespace std::chrono_literals;
+using teardown::ExitStatus;
+namespace rung = teardown::rung;
+
+TEST_CASE("ExitStatus: only an exit with code 0 is clean", "[reaper]") {
+  CHECK(ExitStatus{ExitStatus::Kind::exited, 0, 0, 0, {}, 1}.clean());
+  CHECK_FALSE(ExitStatus{ExitStatus::Kind::exited, 3, 0, 0, {}, 1}.clean());
+  CHECK_FALSE(ExitStatus{ExitStatus::Kind::signaled, 0, SIGTERM, 0, {}, 1}.clean());
+  CHECK_FALSE(ExitStatus{ExitStatus::Kind::reaped_elsewhere, 0, 0, 0, {}, 1}.clean());
+}
+
+TEST_CASE("ExitStatus: describe names the pid, the outcome, the rung and the time", "[reaper]") {
+  const ExitStatus killed{ExitStatus::Kind::signaled, 0, SIGKILL, 2, 503'100us, 4242};
+  CHECK(killed.describe() == "pid 4242 was killed by SIGKILL at rung 2 after 503.1 ms");
+  const ExitStatus exited{ExitStatus::Kind::exited, 7, 0, 0, 12ms, 17};
+  CHECK(exited.describe() == "pid 17 exited with code 7 at rung 0 after 12.0 ms");
+  const ExitStatus elsewhere{ExitStatus::Kind::reaped_elsewhere, 0, 0, 1, {}, 9};
+  CHECK(elsewhere.describe().find("reaped by someone else") != std::string::npos);
+}
+
+TEST_CASE("ReapReport: clean only when every child exited with code 0", "[reaper]") {
+  teardown::ReapReport report;
+  CHECK(report.clean());
+  report.statuses.push_back(ExitStatus{ExitStatus::Kind::exited, 0, 0, 0, {}, 1});
+  CHECK(report.clean());
+  report.statuses.push_back(ExitStatus{ExitStatus::Kind::signaled, 0, SIGKILL, 1, {}, 2});
+  CHECK_FALSE(report.clean());
+}
+
+TEST_CASE("Ladder: keeps its rungs in order, as data", "[reaper]") {
+  auto stop_rpc = [](teardown::Deadline) {};
+  const auto ladder = teardown::ladder(rung::Wait{1s}, rung::Request{stop_rpc, 2s},
+                                       rung::Signal{SIGINT, 3s, teardown::Target::process_group},
+                                       rung::Kill{teardown::Target::process_group});
+  STATIC_REQUIRE(ladder.size() == 4);
+  const auto steps = ladder.steps();
+  REQUIRE(steps.size() == 4);
+  CHECK(std::get<rung::Wait>(steps[0]).grace == 1s);
+  CHECK(std::get<rung::Request>(steps[1]).grace == 2s);
+  CHECK(std::get<rung::Signal>(steps[2]).signo == SIGINT);
+  CHECK(std::get<rung::Signal>(steps[2]).target == teardown::Target::process_group);
+  CHECK(std::get<rung::Kill>(steps[3]).target == teardown::Target::process_group);
+}
+
+TEST_CASE("Ladder: the default is SIGTERM with a 5 s grace, then Kill", "[reaper]") {
+  const auto steps = teardown::default_ladder().steps();
+  REQUIRE(steps.size() == 2);
+  CHECK(std::get<rung::Signal>(steps[0]).signo == SIGTERM);
+  CHECK(std::get<rung::Signal>(steps[0]).grace == 5s);
+  CHECK(std::get<rung::Signal>(steps[0]).target == teardown::Target::process);
+  CHECK(std::holds_alternative<rung::Kill>(steps[1]));
+}
+
+TEST_CASE("Ladder: a lone Kill is a valid ladder", "[reaper]") {
+  const auto ladder = teardown::ladder(rung::Kill{});
+  STATIC_REQUIRE(ladder.size() == 1);
+  CHECK(std::holds_alternative<rung::Kill>(ladder.steps().front()));
+}
