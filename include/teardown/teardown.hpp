@@ -4,3 +4,5 @@
 #include "core.hpp"
 #include "scope_guard.hpp"
 #include "unique_resource.hpp"
+#include "parent_watch.hpp"
+#include "shutdown_signals.hpp"
