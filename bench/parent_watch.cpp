@@ -9,7 +9,7 @@
 // divided by p99.
 //
 // ShutdownSignals rows: a child with ShutdownSignals(exit_now) and a main thread blocked in
-// read(); first SIGTERM -> stop callback (latency), second SIGTERM -> process gone (latency).
+// poll(); first SIGTERM -> stop callback (latency), second SIGTERM -> process gone (latency).
 //
 // Python's peers (multiprocessing.parent_process().join(), seed 001's getppid() poll):
 // bench/parent_watch_baseline.py.
@@ -52,11 +52,16 @@ long long read_ns(int fd) {
   return ::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value) ? value : -1;
 }
 
+/// Blocks the calling thread for good. In poll(), not read(): ThreadSanitizer delivers a signal
+/// only when the thread leaves an interceptor or sits in one it knows to be blocking (poll is,
+/// read is not), and with SA_RESTART a read() would never return to let it.
 [[noreturn]] void block_forever() {
   int fds[2];
   if (::pipe(fds) != 0) std::abort();
-  char byte;
-  for (;;) (void)!::read(fds[0], &byte, 1);
+  for (;;) {
+    pollfd never{fds[0], POLLIN, 0};
+    (void)::poll(&never, 1, -1);  // nobody ever writes; EINTR just loops back
+  }
 }
 
 // ---- child roles (argv[1]) ----

@@ -524,7 +524,14 @@ class ParentWatch {
   }
 
   static void watch(State& state) {
-    if (wait_for_death(state)) fire(state);
+    if (wait_for_death(state)) {
+      fire(state);
+      // Live on until close(), like the object that owns this thread: the process typically
+      // ends by _exit (the hard exit, a second signal) and must not find it finished-unjoined.
+      pollfd wake{state.wake.read_end.get(), POLLIN, 0};
+      while (::poll(&wake, 1, -1) < 0 && errno == EINTR) {
+      }
+    }
     {
       std::lock_guard lock(state.mutex);
       state.finished = true;

@@ -237,7 +237,8 @@ class ShutdownSignals {
       if (fds[0].revents != 0) {
         state.stop.request_stop();        // stop callbacks run here, outside signal context
         state.stopped.write_end.reset();  // then fd() reads EOF
-        break;
+        fds[0].fd = -1;  // then live on until close(): a thread that ends before its owner can be
+        continue;        // caught unjoined by the second signal's _exit
       }
       if (fds[1].revents != 0) break;
     }

@@ -13,7 +13,7 @@
 //       reports "graceful <ns> <ppid>" and exits 0.
 //   signals  <report_fd> <exit_now|ignore>
 //       arms ShutdownSignals, reports "ready", reports "stopped <ns>" from a stop callback, and
-//       blocks its main thread in read() forever.
+//       blocks its main thread in poll() forever.
 //   list-fds <report_fd>
 //       reports "fds <n>..." (open descriptors other than report_fd) and "env <TEARDOWN_LIFELINE_FD or ->".
 #include <teardown/parent_watch.hpp>
@@ -46,11 +46,16 @@ void report(int fd, const std::string& line) {
   (void)!::write(fd, text.data(), text.size());  // one write: lines from threads never interleave
 }
 
+/// Blocks the calling thread for good. In poll(), not read(): ThreadSanitizer delivers a signal
+/// only when the thread leaves an interceptor or sits in one it knows to be blocking (poll is,
+/// read is not), and with SA_RESTART a read() would never return to let it.
 [[noreturn]] void block_forever() {
   int fds[2];
   if (::pipe(fds) != 0) std::abort();
-  char byte;
-  for (;;) (void)!::read(fds[0], &byte, 1);  // nobody ever writes: blocked, SA_RESTART or not
+  for (;;) {
+    pollfd never{fds[0], POLLIN, 0};
+    (void)::poll(&never, 1, -1);  // nobody ever writes; EINTR just loops back
+  }
 }
 
 teardown::Detect detect_from(const std::string& name) {
