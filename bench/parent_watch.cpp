@@ -23,7 +23,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -172,8 +174,13 @@ void BM_parent_death_detection(benchmark::State& state, const char* detect, long
   }
   auto report = sys::make_pipe("bench report");
   std::vector<double> samples_ms;
+  // A poller's phase is synchronised with the moment it reported "armed"; killing right then
+  // would always cost a full interval. Kill at a uniformly random phase instead, as in life.
+  std::mt19937 random(20261121);
+  std::uniform_int_distribution<long> phase_us(0, std::string(detect) == "poll" ? poll_ms * 1000 - 1 : 0);
   for (auto _ : state) {
     const auto [parent, child] = start_family(detect, poll_ms, report.read_end.get(), report.write_end.get());
+    std::this_thread::sleep_for(std::chrono::microseconds(phase_us(random)));
     const long long killed_at = now_ns();
     ::kill(parent, SIGKILL);
     const long long detected_at = read_ns(report.read_end.get());

@@ -18,6 +18,7 @@ import argparse
 import ctypes
 import multiprocessing
 import os
+import random
 import signal
 import statistics
 import struct
@@ -87,6 +88,7 @@ def parent_role(method, interval_s, report_fd, pid_fd):
 
 def measure(method, interval_s, iterations):
     samples = []
+    phase = random.Random(20261121)
     for _ in range(iterations):
         report_r, report_w = os.pipe()
         pid_r, pid_w = os.pipe()
@@ -104,6 +106,8 @@ def measure(method, interval_s, iterations):
         os.close(pid_r)
         if read_report(report_r) != 1:
             raise RuntimeError("the child did not arm")
+        # a poller's phase is synchronised with "armed": kill at a uniformly random phase instead
+        time.sleep(phase.uniform(0, interval_s))
         killed_at = time.monotonic_ns()
         os.kill(parent, signal.SIGKILL)
         detected_at = read_report(report_r)
