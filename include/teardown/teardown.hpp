@@ -2,8 +2,11 @@
 #pragma once
 
 #include "core.hpp"
-#if __has_include(<unistd.h>)  // POSIX-only components
-#include "reaper.hpp"
-#endif
 #include "scope_guard.hpp"
 #include "unique_resource.hpp"
+
+#if __has_include(<unistd.h>)  // POSIX-only components
+#include "parent_watch.hpp"
+#include "reaper.hpp"
+#include "shutdown_signals.hpp"
+#endif

@@ -1,0 +1,129 @@
+// Real-process plumbing for the ParentWatch and ShutdownSignals tests: start the watch_helper
+// program (tests/process/helpers/watch_helper.cpp) with chosen descriptors inherited, read its
+// report lines with a deadline, wait for a process to exit with a deadline (pidfd, no sleeps),
+// and SIGKILL + reap whatever a test leaves behind.
+#pragma once
+
+#include <teardown/core.hpp>
+#include <teardown/detail/parent_watch_sys.hpp>
+#include <teardown/unique_resource.hpp>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef TEARDOWN_WATCH_HELPER
+#error "TEARDOWN_WATCH_HELPER (the path of the watch_helper program) must be defined by the build"
+#endif
+
+namespace teardown_test {
+
+namespace sys = teardown::detail::watch_sys;
+using namespace std::chrono_literals;
+
+inline const char* watch_helper_path() { return TEARDOWN_WATCH_HELPER; }
+
+inline long long now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(teardown::Clock::now().time_since_epoch())
+      .count();
+}
+
+/// fork + exec of `argv`, with `inherit` descriptors kept open across exec and `stdin_fd` (if
+/// >= 0) as standard input. Everything is prepared before fork.
+inline pid_t spawn(std::vector<std::string> argv, std::vector<int> inherit = {}, int stdin_fd = -1) {
+  std::vector<char*> args;
+  for (auto& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    if (stdin_fd >= 0) ::dup2(stdin_fd, STDIN_FILENO);
+    for (int fd : inherit) ::fcntl(fd, F_SETFD, 0);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+/// Reads newline-terminated lines from a pipe, each within a deadline.
+class LineReader {
+ public:
+  explicit LineReader(teardown::UniqueFd fd) : fd_(std::move(fd)) {}
+  std::optional<std::string> next(teardown::Deadline deadline) {
+    for (;;) {
+      const auto newline = buffer_.find('\n');
+      if (newline != std::string::npos) {
+        std::string line = buffer_.substr(0, newline);
+        buffer_.erase(0, newline + 1);
+        return line;
+      }
+      if (!sys::wait_readable(fd_.get(), deadline)) return std::nullopt;
+      char chunk[256];
+      const auto got = sys::retry_eintr([&] { return ::read(fd_.get(), chunk, sizeof chunk); });
+      if (got <= 0) return std::nullopt;
+      buffer_.append(chunk, static_cast<std::size_t>(got));
+    }
+  }
+  /// The next line that starts with `prefix` (others are skipped), or nullopt at the deadline.
+  std::optional<std::string> next_starting(const std::string& prefix, teardown::Deadline deadline) {
+    while (auto line = next(deadline)) {
+      if (line->rfind(prefix, 0) == 0) return line->substr(prefix.size());
+    }
+    return std::nullopt;
+  }
+
+ private:
+  teardown::UniqueFd fd_;
+  std::string buffer_;
+};
+
+/// Waits for `pid` to exit, without reaping it; false at the deadline.
+inline bool wait_exited(pid_t pid, teardown::Deadline deadline) {
+  teardown::UniqueFd pidfd(sys::pidfd_open(pid));
+  if (!pidfd) return true;  // already gone and reaped
+  return sys::wait_readable(pidfd.get(), deadline);
+}
+
+/// Reaps our child `pid` within the deadline; its wait status, or nullopt.
+inline std::optional<int> reap(pid_t pid, teardown::Deadline deadline) {
+  if (!wait_exited(pid, deadline)) return std::nullopt;
+  int status = 0;
+  if (sys::retry_eintr([&] { return ::waitpid(pid, &status, 0); }) != pid) return std::nullopt;
+  return status;
+}
+
+/// SIGKILLs and reaps every registered process that is still around when the test ends.
+class ProcessCleanup {
+ public:
+  ProcessCleanup() = default;
+  ProcessCleanup(const ProcessCleanup&) = delete;
+  ProcessCleanup& operator=(const ProcessCleanup&) = delete;
+  void add(pid_t pid) { pids_.push_back(pid); }
+  ~ProcessCleanup() {
+    for (pid_t pid : pids_) {
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      (void)sys::retry_eintr([&] { return ::waitpid(pid, &status, 0); });  // ECHILD: not ours, or reaped
+    }
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+/// Makes this test process the subreaper of its descendants, so that an orphaned grandchild is
+/// re-parented here (and can be reaped with its exit status) instead of to init.
+inline void become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    throw std::runtime_error("prctl(PR_SET_CHILD_SUBREAPER) failed");
+}
+
+}  // namespace teardown_test
