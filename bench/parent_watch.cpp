@@ -148,7 +148,7 @@ std::pair<pid_t, pid_t> start_family(const std::string& detect, long poll_ms, in
 
 void reap(pid_t pid) {
   int status = 0;
-  (void)sys::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
+  (void)teardown::detail::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
 }
 
 void set_percentiles(benchmark::State& state, std::vector<double> samples_ms) {
@@ -168,7 +168,7 @@ void set_percentiles(benchmark::State& state, std::vector<double> samples_ms) {
 }
 
 void BM_parent_death_detection(benchmark::State& state, const char* detect, long poll_ms) {
-  if (std::string(detect) == "pidfd" && !teardown::UniqueFd(sys::pidfd_open(::getpid())).valid()) {
+  if (std::string(detect) == "pidfd" && !teardown::UniqueFd(teardown::detail::pidfd_open(::getpid())).valid()) {
     state.SkipWithError("pidfd_open is not supported on this kernel");
     return;
   }
@@ -213,7 +213,7 @@ void BM_shutdown_signals(benchmark::State& state, bool second) {
       ::_exit(127);
     }
     if (read_ns(report.read_end.get()) != 1) std::abort();
-    teardown::UniqueFd pidfd(sys::pidfd_open(pid));
+    teardown::UniqueFd pidfd(teardown::detail::pidfd_open(pid));
     const long long first_at = now_ns();
     ::kill(pid, SIGTERM);
     const long long stopped_at = read_ns(report.read_end.get());

@@ -72,7 +72,7 @@ TEST_CASE("ParentWatch: automatic without a lifeline uses a pidfd where the kern
   ::unsetenv(ParentWatch::lifeline_env);
   std::atomic<int> fired{0};
   ParentWatch watch(counting(fired, Detect::automatic));
-  teardown::UniqueFd probe(sys::pidfd_open(::getpid()));
+  teardown::UniqueFd probe(teardown::detail::pidfd_open(::getpid()));
   CHECK(watch.mechanism() == (probe ? Detect::pidfd : Detect::poll));
   CHECK(watch.parent_alive());
 }
@@ -145,7 +145,7 @@ TEST_CASE("ParentWatch: Detect::lifeline without the variable is reported and fa
 }
 
 TEST_CASE("ParentWatch: an expected parent that is already gone fires at once (pidfd)", "[parent_watch]") {
-  teardown::UniqueFd probe(sys::pidfd_open(::getpid()));
+  teardown::UniqueFd probe(teardown::detail::pidfd_open(::getpid()));
   if (!probe) return;
   std::atomic<int> fired{0};
   auto options = counting(fired, Detect::pidfd);

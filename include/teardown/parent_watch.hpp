@@ -235,7 +235,7 @@ class ParentWatch {
     std::shared_ptr<State> state = std::move(state_);
     alive_at_close_ = state_alive(*state);
     const char byte = 's';
-    (void)detail::watch_sys::retry_eintr([&] { return ::write(state->wake.write_end.get(), &byte, 1); });
+    (void)detail::retry_eintr([&] { return ::write(state->wake.write_end.get(), &byte, 1); });
     if (watcher_.joinable()) {
       if (watcher_.get_id() == std::this_thread::get_id()) {
         watcher_.detach();  // close() from inside on_parent_death: the thread ends by itself
@@ -331,7 +331,7 @@ class ParentWatch {
   }
 
   static bool open_pidfd(State& state, bool required) {
-    const int fd = detail::watch_sys::pidfd_open(state.expected_ppid);
+    const int fd = detail::pidfd_open(state.expected_ppid);
     if (fd >= 0 || errno == ESRCH) {
       state.death_fd.reset(fd);
       state.gone_at_start = fd < 0;
@@ -443,7 +443,7 @@ class ParentWatch {
     switch (state.mechanism) {
       case Detect::lifeline: {
         pollfd entry{state.death_fd.get(), POLLIN, 0};
-        if (detail::watch_sys::retry_eintr([&] { return ::poll(&entry, 1, 0); }) <= 0) return true;
+        if (detail::retry_eintr([&] { return ::poll(&entry, 1, 0); }) <= 0) return true;
         return (entry.revents & (POLLHUP | POLLERR | POLLNVAL)) == 0;
       }
       case Detect::pidfd:

@@ -124,7 +124,7 @@ class ShutdownSignals {
     uninstall();
     state.received_at_close = slot().first_signal.load();
     const char byte = 's';
-    (void)detail::watch_sys::retry_eintr([&] { return ::write(state.wake.write_end.get(), &byte, 1); });
+    (void)detail::retry_eintr([&] { return ::write(state.wake.write_end.get(), &byte, 1); });
     if (state.thread.joinable()) {
       if (state.thread.get_id() == std::this_thread::get_id()) {
         state.thread.detach();  // close() from a stop callback

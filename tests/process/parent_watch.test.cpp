@@ -106,7 +106,7 @@ struct Family {
 };
 
 bool pidfd_supported() {
-  UniqueFd self(t::sys::pidfd_open(::getpid()));
+  UniqueFd self(teardown::detail::pidfd_open(::getpid()));
   return self.valid();
 }
 

@@ -67,7 +67,7 @@ class LineReader {
       }
       if (!sys::wait_readable(fd_.get(), deadline)) return std::nullopt;
       char chunk[256];
-      const auto got = sys::retry_eintr([&] { return ::read(fd_.get(), chunk, sizeof chunk); });
+      const auto got = teardown::detail::retry_eintr([&] { return ::read(fd_.get(), chunk, sizeof chunk); });
       if (got <= 0) return std::nullopt;
       buffer_.append(chunk, static_cast<std::size_t>(got));
     }
@@ -87,7 +87,7 @@ class LineReader {
 
 /// Waits for `pid` to exit, without reaping it; false at the deadline.
 inline bool wait_exited(pid_t pid, teardown::Deadline deadline) {
-  teardown::UniqueFd pidfd(sys::pidfd_open(pid));
+  teardown::UniqueFd pidfd(teardown::detail::pidfd_open(pid));
   if (!pidfd) return true;  // already gone and reaped
   return sys::wait_readable(pidfd.get(), deadline);
 }
@@ -96,7 +96,7 @@ inline bool wait_exited(pid_t pid, teardown::Deadline deadline) {
 inline std::optional<int> reap(pid_t pid, teardown::Deadline deadline) {
   if (!wait_exited(pid, deadline)) return std::nullopt;
   int status = 0;
-  if (sys::retry_eintr([&] { return ::waitpid(pid, &status, 0); }) != pid) return std::nullopt;
+  if (teardown::detail::retry_eintr([&] { return ::waitpid(pid, &status, 0); }) != pid) return std::nullopt;
   return status;
 }
 
@@ -111,7 +111,7 @@ class ProcessCleanup {
     for (pid_t pid : pids_) {
       ::kill(pid, SIGKILL);
       int status = 0;
-      (void)sys::retry_eintr([&] { return ::waitpid(pid, &status, 0); });  // ECHILD: not ours, or reaped
+      (void)teardown::detail::retry_eintr([&] { return ::waitpid(pid, &status, 0); });  // ECHILD: not ours, or reaped
     }
   }
 

@@ -1,9 +1,8 @@
 // teardown/detail/parent_watch_sys.hpp — the POSIX calls behind ParentWatch and ShutdownSignals,
 // each behind a small named function so the components read as their algorithm.
 //
-// Everything here lives in `teardown::detail::watch_sys` so that it cannot collide with the
-// helpers of other components (the reaper has its own `detail::retry_eintr`); the lead may fold
-// the duplicates together later.
+// Generic helpers (retry_eintr, pidfd_open, poll_until) come from detail/process.hpp and are
+// found from `teardown::detail::watch_sys` by ordinary lookup.
 #pragma once
 
 #include <atomic>
@@ -36,17 +35,9 @@
 
 #include "../core.hpp"
 #include "../unique_resource.hpp"
+#include "process.hpp"
 
 namespace teardown::detail::watch_sys {
-
-/// Calls `f()` again while it fails with EINTR; returns its last result.
-template <class F>
-auto retry_eintr(F&& f) -> decltype(f()) {
-  for (;;) {
-    auto result = f();
-    if (!(result == -1 && errno == EINTR)) return result;
-  }
-}
 
 [[noreturn]] inline void throw_errno(int error, const std::string& what) {
   throw std::system_error(error, std::generic_category(), what);
@@ -91,44 +82,19 @@ inline bool set_cloexec(int fd) noexcept {
   return flags >= 0 && ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) == 0;
 }
 
-/// poll(2) timeout in milliseconds for what is left of `deadline`, rounded up so that a waiter
-/// never wakes just before its deadline and spins; -1 for never.
-inline int poll_timeout_ms(Deadline deadline) noexcept {
-  if (deadline.is_never()) return -1;
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline.remaining()).count();
-  return left > 1'000'000'000 ? 1'000'000'000 : static_cast<int>(left);
-}
-
-/// Whether `fd` reports readable/hang-up/error within `deadline` (retrying EINTR against the same
+/// Whether `fd` reports readable/hang-up/error within `deadline` (EINTR retried against the same
 /// deadline). Throws when poll itself fails.
 inline bool wait_readable(int fd, Deadline deadline) {
-  for (;;) {
-    pollfd entry{fd, POLLIN, 0};
-    const int ready = ::poll(&entry, 1, poll_timeout_ms(deadline));
-    if (ready > 0) return true;
-    if (ready == 0) {
-      if (deadline.expired()) return false;
-      continue;
-    }
-    if (errno != EINTR) throw_errno(errno, "poll() on a teardown watch fd");
-  }
+  pollfd entry{fd, POLLIN, 0};
+  const int ready = poll_until(&entry, 1, deadline.time_point());
+  if (ready < 0) throw_errno(errno, "poll() on a teardown watch fd");
+  return ready > 0;
 }
 
 /// Whether `fd` is readable (or hung up) right now.
 inline bool readable_now(int fd) noexcept {
   pollfd entry{fd, POLLIN, 0};
   return retry_eintr([&] { return ::poll(&entry, 1, 0); }) > 0;
-}
-
-/// pidfd_open(2), or -1 with errno (ENOSYS on kernels before 5.3 and on other systems).
-inline int pidfd_open(pid_t pid) noexcept {
-#if defined(__linux__) && defined(SYS_pidfd_open)
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));  // pidfds are always O_CLOEXEC
-#else
-  (void)pid;
-  errno = ENOSYS;
-  return -1;
-#endif
 }
 
 #if defined(TEARDOWN_WATCH_HAVE_KQUEUE)
