@@ -18,6 +18,10 @@
 #include "support/catch.hpp"
 #include "support/error_capture.hpp"
 
+// Pools and schedulers live on the heap in these tests: TSan names a mutex by its address and
+// std::mutex's destructor does not tell it the mutex died, so two tests' stack objects at one
+// address would look like one mutex taken in both orders (a false lock-order inversion).
+
 using namespace std::chrono_literals;
 using teardown::ManualScheduler;
 using teardown::ResourcePool;
@@ -30,10 +34,8 @@ constexpr auto generous = 10s;
 class Event {
  public:
   void set() {
-    {
-      std::lock_guard lock(mutex_);
-      set_ = true;
-    }
+    std::lock_guard lock(mutex_);  // notify under the lock: the waiter may destroy *this next
+    set_ = true;
     cv_.notify_all();
   }
   [[nodiscard]] bool wait() {
@@ -108,8 +110,11 @@ struct Ledger {
 TEST_CASE("ResourcePool: closing with cleanups pending finalizes them at once and leaves no timer armed",
           "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 1h, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 1h, timers);
+  auto& pool = *pool_on_heap;
   { auto a = pool.acquire(1), b = pool.acquire(2); }
   REQUIRE(timers.pending() == 2);
   REQUIRE(ledger.finalized_now().empty());
@@ -124,9 +129,12 @@ TEST_CASE("ResourcePool: closing with cleanups pending finalizes them at once an
 TEST_CASE("ResourcePool: destroying the pool with cleanups pending on the timer thread leaves no timer armed",
           "[resource_pool]") {
   Ledger ledger;
-  teardown::TimerThread timers;
+  auto timers_on_heap = std::make_unique<teardown::TimerThread>();
+  auto& timers = *timers_on_heap;
   {
-    ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 1h, timers);
+    auto pool_on_heap =
+        std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 1h, timers);
+    auto& pool = *pool_on_heap;
     { auto a = pool.acquire(1), b = pool.acquire(2), c = pool.acquire(3); }
     REQUIRE(timers.pending() == 3);
   }
@@ -144,8 +152,9 @@ TEST_CASE("ResourcePool: a cleanup already running finishes before a re-acquire 
   };
   Event finalize_entered, finalize_may_finish;
   int created = 0;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
       [&](const int&) {
         note("create " + std::to_string(created));
         return Resource{created++};
@@ -157,6 +166,7 @@ TEST_CASE("ResourcePool: a cleanup already running finishes before a re-acquire 
         note("finalize ends " + std::to_string(resource.serial));
       },
       10s, timers);
+  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(7); }
   std::thread expiring([&] { timers.advance(10s); });
   REQUIRE(finalize_entered.wait());
@@ -184,8 +194,9 @@ TEST_CASE("ResourcePool: clear racing a running cleanup waits for it and the res
           "[resource_pool]") {
   Event finalize_entered, finalize_may_finish;
   std::atomic<int> finalized{0};
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
       [](const int&) { return Resource{0}; },
       [&](const int&, Resource&) {
         finalize_entered.set();
@@ -193,6 +204,7 @@ TEST_CASE("ResourcePool: clear racing a running cleanup waits for it and the res
         ++finalized;
       },
       10s, timers);
+  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(7); }
   std::thread expiring([&] { timers.advance(10s); });
   REQUIRE(finalize_entered.wait());
@@ -220,8 +232,11 @@ TEST_CASE("ResourcePool: clear racing a running cleanup waits for it and the res
 
 TEST_CASE("ResourcePool: the TTL starts only after the last lease is released", "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   auto first = pool.acquire(1);
   { auto second = pool.acquire(1); }
   timers.advance(1h);
@@ -239,8 +254,11 @@ TEST_CASE("ResourcePool: the TTL starts only after the last lease is released", 
 TEST_CASE("ResourcePool: a re-acquire within the TTL reuses the same object and cancels its cleanup",
           "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   const Resource* first_address = nullptr;
   {
     auto lease = pool.acquire(1);
@@ -261,8 +279,11 @@ TEST_CASE("ResourcePool: a re-acquire within the TTL reuses the same object and 
 
 TEST_CASE("ResourcePool: with a zero TTL the last release finalizes at once", "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), {}, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 0s, timers);
+  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(1); }
   CHECK(ledger.finalized_now() == std::vector<int>{0});
   CHECK(timers.pending() == 0);
@@ -271,13 +292,15 @@ TEST_CASE("ResourcePool: with a zero TTL the last release finalizes at once", "[
 
 TEST_CASE("ResourcePool: a Create that throws leaves no entry and propagates", "[resource_pool]") {
   bool fail = true;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
       [&](const int&) {
         if (fail) throw std::runtime_error("connect refused");
         return Resource{1};
       },
       [](const int&, Resource&) {}, 10s, timers);
+  auto& pool = *pool_on_heap;
   CHECK_THROWS_AS(pool.acquire(1), std::runtime_error);
   CHECK(pool.size() == 0);
   CHECK(pool.leases(1) == 0);
@@ -290,10 +313,12 @@ TEST_CASE("ResourcePool: a Create that throws leaves no entry and propagates", "
 TEST_CASE("ResourcePool: a Finalize that throws reaches the error handler and the entry is gone",
           "[resource_pool]") {
   teardown_test::ErrorCapture errors;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool([](const int&) { return Resource{0}; },
-                                   [](const int&, Resource&) { throw std::runtime_error("close failed"); },
-                                   10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
+      [](const int&) { return Resource{0}; },
+      [](const int&, Resource&) { throw std::runtime_error("close failed"); }, 10s, timers);
+  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(1); }
   timers.advance(10s);
 
@@ -305,16 +330,22 @@ TEST_CASE("ResourcePool: a Finalize that throws reaches the error handler and th
 
 TEST_CASE("ResourcePool: clear of an absent key throws std::out_of_range", "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   CHECK_THROWS_AS(pool.clear(1), std::out_of_range);
 }
 
 TEST_CASE("ResourcePool: clear of a leased key throws std::logic_error and finalizes nothing",
           "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   auto lease = pool.acquire(1);
   CHECK_THROWS_AS(pool.clear(1), std::logic_error);
   CHECK(ledger.finalized_now().empty());
@@ -323,8 +354,11 @@ TEST_CASE("ResourcePool: clear of a leased key throws std::logic_error and final
 
 TEST_CASE("ResourcePool: clear of an idle key finalizes it now and cancels its timer", "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(1); }
   REQUIRE(timers.pending() == 1);
   pool.clear(1);
@@ -336,8 +370,11 @@ TEST_CASE("ResourcePool: clear of an idle key finalizes it now and cancels its t
 
 TEST_CASE("ResourcePool: a lease released after close finalizes its resource at once", "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   auto lease = pool.acquire(1);
   pool.close(teardown::Deadline::never());
   CHECK(ledger.finalized_now().empty());
@@ -348,8 +385,11 @@ TEST_CASE("ResourcePool: a lease released after close finalizes its resource at 
 
 TEST_CASE("ResourcePool: acquire after close throws std::logic_error", "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   pool.close(teardown::Deadline::never());
   CHECK(pool.closed());
   CHECK_THROWS_AS(pool.acquire(1), std::logic_error);
@@ -357,7 +397,8 @@ TEST_CASE("ResourcePool: acquire after close throws std::logic_error", "[resourc
 }
 
 TEST_CASE("ResourcePool: Create and Finalize run outside the pool's lock", "[resource_pool]") {
-  ManualScheduler timers;
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
   std::unique_ptr<ResourcePool<int, Resource>> pool;
   std::size_t size_seen_in_create = 99, size_seen_in_finalize = 99;
   pool = std::make_unique<ResourcePool<int, Resource>>(
@@ -375,8 +416,11 @@ TEST_CASE("ResourcePool: Create and Finalize run outside the pool's lock", "[res
 TEST_CASE("ResourcePool: a moved-from lease releases nothing; the moved-to lease releases once",
           "[resource_pool]") {
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), {}, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 0s, timers);
+  auto& pool = *pool_on_heap;
   auto lease = pool.acquire(1);
   {
     auto moved = std::move(lease);
@@ -392,12 +436,14 @@ TEST_CASE("ResourcePool: a TTL cleanup on the default scheduler runs on its time
           "[resource_pool]") {
   Event finalized;
   std::thread::id finalized_on;
-  ResourcePool<int, Resource> pool([](const int&) { return Resource{0}; },
-                                   [&](const int&, Resource&) {
-                                     finalized_on = std::this_thread::get_id();
-                                     finalized.set();
-                                   },
-                                   1ms);
+  auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>([](const int&) { return Resource{0}; },
+                                                                    [&](const int&, Resource&) {
+                                                                      finalized_on =
+                                                                          std::this_thread::get_id();
+                                                                      finalized.set();
+                                                                    },
+                                                                    1ms);
+  auto& pool = *pool_on_heap;
   const auto released_at = teardown::Clock::now();
   { auto lease = pool.acquire(1); }
   REQUIRE(finalized.wait());
@@ -408,8 +454,11 @@ TEST_CASE("ResourcePool: a TTL cleanup on the default scheduler runs on its time
 TEST_CASE("ResourcePool: is Closeable and can be closed through close_within", "[resource_pool]") {
   static_assert(teardown::Closeable<ResourcePool<int, Resource>>);
   Ledger ledger;
-  ManualScheduler timers;
-  ResourcePool<int, Resource> pool(ledger.create(), ledger.finalize(), 10s, timers);
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(1); }
   teardown::close_within(pool, teardown::Deadline::after(1s));
   CHECK(ledger.finalized_now() == std::vector<int>{0});
@@ -418,16 +467,18 @@ TEST_CASE("ResourcePool: is Closeable and can be closed through close_within", "
 TEST_CASE("ResourcePool: close returns by its deadline while a cleanup runs on the scheduler",
           "[resource_pool]") {
   Event finalize_entered, finalize_may_finish;
-  ManualScheduler timers;
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
   std::thread expiring;
   {
-    ResourcePool<int, Resource> pool(
+    auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
         [](const int&) { return Resource{0}; },
         [&](const int&, Resource&) {
           finalize_entered.set();
           static_cast<void>(finalize_may_finish.wait());  // no Catch assertion off the main thread
         },
         10s, timers);
+    auto& pool = *pool_on_heap;
     { auto lease = pool.acquire(1); }
     expiring = std::thread([&] { timers.advance(10s); });
     REQUIRE(finalize_entered.wait());
@@ -443,7 +494,8 @@ TEST_CASE("ResourcePool: close returns by its deadline while a cleanup runs on t
 
 TEST_CASE("ResourcePool: a negative TTL or an empty callable is rejected at construction",
           "[resource_pool]") {
-  ManualScheduler timers;
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
   auto create = [](const int&) { return Resource{0}; };
   auto finalize = [](const int&, Resource&) {};
   CHECK_THROWS_AS((ResourcePool<int, Resource>(create, finalize, -1s, timers)), std::invalid_argument);
@@ -492,7 +544,8 @@ TEST_CASE("TimerHeap: cancelling removes exactly that timer; a stale id cancels 
 }
 
 TEST_CASE("ManualScheduler: advance runs each due timer with now() at its due time", "[resource_pool]") {
-  ManualScheduler timers;
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
   std::vector<std::pair<int, teardown::Clock::duration>> ran;
   const auto start = timers.now();
   timers.arm(3s, [&] { ran.emplace_back(3, timers.now() - start); });
@@ -506,7 +559,8 @@ TEST_CASE("ManualScheduler: advance runs each due timer with now() at its due ti
 }
 
 TEST_CASE("TimerThread: a cancelled timer never runs and a due one runs once", "[resource_pool]") {
-  teardown::TimerThread timers;
+  auto timers_on_heap = std::make_unique<teardown::TimerThread>();
+  auto& timers = *timers_on_heap;
   std::atomic<int> cancelled_runs{0};
   Event due_ran;
   const auto id = timers.arm(1h, [&] { ++cancelled_runs; });
@@ -586,9 +640,12 @@ TEST_CASE(
     "finalize every resource once, never while leased",
     "[resource_pool][stress]") {
   StressLedger ledger;
-  ManualScheduler timers;
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
   {
-    ResourcePool<int, Watched*> pool(ledger.create(), ledger.finalize(), 3ms, timers);
+    auto pool_on_heap =
+        std::make_unique<ResourcePool<int, Watched*>>(ledger.create(), ledger.finalize(), 3ms, timers);
+    auto& pool = *pool_on_heap;
     std::atomic<bool> done{false};
     std::thread clock([&] {
       while (!done) timers.advance(1ms);
@@ -609,9 +666,12 @@ TEST_CASE(
     "ResourcePool: threads sharing keys on the timer thread with a tiny TTL finalize every resource once",
     "[resource_pool][stress]") {
   StressLedger ledger;
-  teardown::TimerThread timers;
+  auto timers_on_heap = std::make_unique<teardown::TimerThread>();
+  auto& timers = *timers_on_heap;
   {
-    ResourcePool<int, Watched*> pool(ledger.create(), ledger.finalize(), 20us, timers);
+    auto pool_on_heap =
+        std::make_unique<ResourcePool<int, Watched*>>(ledger.create(), ledger.finalize(), 20us, timers);
+    auto& pool = *pool_on_heap;
     std::vector<std::thread> workers;
     for (unsigned i = 0; i < 3; ++i) workers.emplace_back([&pool, i] { hammer(pool, 100 + i, 1500); });
     for (auto& worker : workers) worker.join();
