@@ -98,9 +98,10 @@ class TimerThread final : public Scheduler {
     const auto when = Deadline::after(delay).time_point();  // saturates: a huge delay is never
     std::lock_guard lock(mutex_);
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
-    const bool new_earliest = timers_.empty() || when < timers_.next_due();
     const TimerId id = timers_.push(when, std::move(callback));
-    if (new_earliest) wake_.notify_one();
+    // Wake the thread only when it would otherwise sleep past this timer: re-arming a TTL that
+    // was just cancelled (the common case) then costs no context switch.
+    if (when < sleeping_until_) wake_.notify_one();
     return id;
   }
 
@@ -119,10 +120,13 @@ class TimerThread final : public Scheduler {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
       if (timers_.empty() || timers_.next_due() == Clock::time_point::max()) {
+        sleeping_until_ = Clock::time_point::max();
         wake_.wait(lock);
       } else if (Clock::now() < timers_.next_due()) {
-        wake_.wait_until(lock, timers_.next_due());
+        sleeping_until_ = timers_.next_due();
+        wake_.wait_until(lock, sleeping_until_);
       } else {
+        sleeping_until_ = Clock::time_point::min();  // running callbacks: no wake-up needed
         auto fired = timers_.pop();
         lock.unlock();
         detail::run_timer_callback(fired.payload);
@@ -136,6 +140,8 @@ class TimerThread final : public Scheduler {
   std::condition_variable wake_;
   detail::SchedulerHeap timers_;
   bool stopping_ = false;
+  // When the thread wakes up on its own; min() while it is awake and will look at the heap.
+  Clock::time_point sleeping_until_ = Clock::time_point::min();
   std::thread thread_;
 };
 
