@@ -492,6 +492,30 @@ TEST_CASE("ResourcePool: close returns by its deadline while a cleanup runs on t
   CHECK(timers.pending() == 0);
 }
 
+TEST_CASE("ResourcePool: moving the pool keeps its leases and pending cleanups; the moved-from pool is empty",
+          "[resource_pool]") {
+  Ledger ledger;
+  auto timers_on_heap = std::make_unique<ManualScheduler>();
+  auto& timers = *timers_on_heap;
+  ResourcePool<int, Resource> original(ledger.create(), ledger.finalize(), 10s, timers);
+  auto lease = original.acquire(1);
+  { auto idle = original.acquire(2); }
+
+  ResourcePool<int, Resource> moved = std::move(original);
+  CHECK(moved.size() == 2);
+  CHECK(lease->serial == 0);
+  CHECK(original.size() == 0);
+  CHECK(original.closed());
+  CHECK_THROWS_AS(original.acquire(3), std::logic_error);
+  original.close(teardown::Deadline::never());  // a no-op, as a TeardownStack may do
+
+  timers.advance(10s);
+  CHECK(ledger.finalized_now() == std::vector<int>{1});
+  lease.reset();
+  timers.advance(10s);
+  CHECK(ledger.finalized_now() == std::vector<int>{1, 0});
+}
+
 TEST_CASE("ResourcePool: a negative TTL or an empty callable is rejected at construction",
           "[resource_pool]") {
   auto timers_on_heap = std::make_unique<ManualScheduler>();

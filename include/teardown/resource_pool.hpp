@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -207,21 +208,12 @@ inline Scheduler& default_scheduler() {
   return scheduler;
 }
 
-/// Resources shared by key, reference-counted by leases, finalized `ttl` after the last release.
-///
-///   ResourcePool<Key, T> pool(create, finalize, ttl);   // ttl 0: finalize on the last release
-///   { auto lease = pool.acquire(key); lease->use(); }   // Lease: move-only, releases when destroyed
-///   pool.clear(key);                                    // finalize an idle entry now
-///   pool.close(deadline);                               // Closeable: pending cleanups run now
-///
-/// `Create` and `Finalize` never run under the pool's lock; `Finalize` runs once per created
-/// resource, never while leased, never before its ttl (unless `clear`ed or closed). A cleanup
-/// already running finishes before a re-acquire of its key creates a fresh resource.
-/// Thread-safe. Not async-signal-safe. Fork: a child must not use a pool inherited mid-operation.
-/// Destructor: `close(Deadline::never())`; no timer, thread or callback refers to the pool
-/// afterwards. Leases must not outlive the pool (reported to the error handler if they do).
-template <class Key, class T, class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>>
-class ResourcePool {
+namespace detail {
+
+/// ResourcePool's state, at a stable address: leases and timer callbacks point here, so the
+/// pool itself can move (e.g. into a TeardownStack). Documented on ResourcePool.
+template <class Key, class T, class Hash, class KeyEqual>
+class PoolCore {
   struct Entry;
   using Map = std::unordered_map<Key, Entry, Hash, KeyEqual>;
   using Node = typename Map::value_type;
@@ -230,9 +222,6 @@ class ResourcePool {
   using Create = std::function<T(const Key&)>;
   using Finalize = std::function<void(const Key&, T&)>;
 
-  /// A share of one pooled resource. Move-only; the moved-from lease is empty. Releasing the
-  /// last lease of a key arms its cleanup (or finalizes at once when the ttl is 0 or the pool is
-  /// closed, on the releasing thread). One lease belongs to one thread at a time.
   class Lease {
    public:
     Lease() noexcept = default;
@@ -265,23 +254,19 @@ class ResourcePool {
     }
 
    private:
-    friend class ResourcePool;
-    Lease(ResourcePool* pool, Node* node) noexcept : pool_(pool), node_(node) {}
+    friend class PoolCore;
+    Lease(PoolCore* pool, Node* node) noexcept : pool_(pool), node_(node) {}
     Node& checked_node() const {
       if (node_ == nullptr)
         throw std::logic_error("teardown::ResourcePool::Lease: the lease is empty (moved from or reset)");
       return *node_;
     }
 
-    ResourcePool* pool_ = nullptr;
+    PoolCore* pool_ = nullptr;
     Node* node_ = nullptr;
   };
 
-  /// `create` builds the resource on the first acquire of a key; `finalize` is called once for
-  /// it, `ttl` after its last release. Throws std::invalid_argument for an empty callable or a
-  /// negative ttl.
-  explicit ResourcePool(Create create, Finalize finalize, Clock::duration ttl = {},
-                        Scheduler& scheduler = default_scheduler())
+  PoolCore(Create create, Finalize finalize, Clock::duration ttl, Scheduler& scheduler)
       : create_(std::move(create)), finalize_(std::move(finalize)), ttl_(ttl), scheduler_(&scheduler) {
     if (!create_) throw std::invalid_argument("teardown::ResourcePool: the Create callable is empty");
     if (!finalize_) throw std::invalid_argument("teardown::ResourcePool: the Finalize callable is empty");
@@ -291,10 +276,10 @@ class ResourcePool {
                                   " ticks); use 0 to finalize on the last release");
   }
 
-  ResourcePool(const ResourcePool&) = delete;
-  ResourcePool& operator=(const ResourcePool&) = delete;
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
 
-  ~ResourcePool() {
+  ~PoolCore() {
     close(Deadline::never());
     std::lock_guard lock(mutex_);
     if (live_ != 0) {
@@ -305,9 +290,6 @@ class ResourcePool {
     }
   }
 
-  /// A lease on `key`'s resource: creates it if absent (Create's exception propagates and leaves
-  /// no entry), or reuses the live one and cancels its pending cleanup. Waits while a Create or
-  /// Finalize of the same key is running. Throws std::logic_error once the pool is closed.
   [[nodiscard]] Lease acquire(const Key& key) {
     std::unique_lock lock(mutex_);
     while (true) {
@@ -333,22 +315,17 @@ class ResourcePool {
     }
   }
 
-  /// Live entries: leased, or waiting out their ttl.
   [[nodiscard]] std::size_t size() const {
     std::lock_guard lock(mutex_);
     return live_;
   }
 
-  /// Leases held on `key`; 0 if absent.
   [[nodiscard]] std::size_t leases(const Key& key) const {
     std::lock_guard lock(mutex_);
     const auto found = entries_.find(key);
     return found == entries_.end() || found->second.state != State::live ? 0 : found->second.leases;
   }
 
-  /// Finalizes `key`'s idle entry now, cancelling its pending cleanup. If that cleanup is
-  /// already running, waits for it and returns (the resource is finalized once, not twice).
-  /// Throws std::out_of_range if there is no entry, std::logic_error if it is still leased.
   void clear(const Key& key) {
     std::unique_lock lock(mutex_);
     bool waited_for_cleanup = false;
@@ -380,10 +357,6 @@ class ResourcePool {
     }
   }
 
-  /// Closeable: finalizes every entry waiting out its ttl now, on this thread, and cancels its
-  /// timer; waits (until `deadline`) for a cleanup already running on the scheduler. Leased
-  /// entries are finalized when their last lease is released. Later acquires throw. Idempotent.
-  /// Finalize runs whatever the deadline: it is not interruptible, and skipping it would leak.
   void close(Deadline deadline = Deadline::never()) {
     std::unique_lock lock(mutex_);
     closed_ = true;
@@ -435,8 +408,8 @@ class ResourcePool {
   };
 
   struct Entry {
-    explicit Entry(ResourcePool* owner) noexcept : pool(owner) {}
-    ResourcePool* pool;  // lets a two-pointer timer callback find the pool (no allocation)
+    explicit Entry(PoolCore* owner) noexcept : pool(owner) {}
+    PoolCore* pool;  // lets a two-pointer timer callback find the pool (no allocation)
     std::optional<T> value;
     std::size_t leases = 0;
     State state = State::creating;
@@ -550,6 +523,85 @@ class ResourcePool {
   std::size_t callbacks_outstanding_ = 0;  // armed timers not cancelled in time and not yet run
   std::uint64_t expiry_serials_ = 0;
   bool closed_ = false;
+};
+
+}  // namespace detail
+
+/// Resources shared by key, reference-counted by leases, finalized `ttl` after the last release.
+///
+///   ResourcePool<Key, T> pool(create, finalize, ttl);   // ttl 0: finalize on the last release
+///   { auto lease = pool.acquire(key); lease->use(); }   // Lease: move-only, releases when destroyed
+///   pool.clear(key);                                    // finalize an idle entry now
+///   pool.close(deadline);                               // Closeable: pending cleanups run now
+///
+/// `Create` and `Finalize` never run under the pool's lock; `Finalize` runs once per created
+/// resource, never while leased, never before its ttl (unless `clear`ed or closed). A cleanup
+/// already running finishes before a re-acquire of its key creates a fresh resource.
+/// Thread-safe. Not async-signal-safe. Fork: a child must not use a pool inherited mid-operation.
+/// Destructor: `close(Deadline::never())`; no timer, thread or callback refers to the pool
+/// afterwards. Leases must not outlive the pool (reported to the error handler if they do).
+template <class Key, class T, class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>>
+class ResourcePool {
+  using Core = detail::PoolCore<Key, T, Hash, KeyEqual>;
+
+ public:
+  using Create = typename Core::Create;
+  using Finalize = typename Core::Finalize;
+  /// A share of one pooled resource. Move-only; the moved-from lease is empty. Releasing the
+  /// last lease of a key arms its cleanup (or finalizes at once when the ttl is 0 or the pool is
+  /// closed, on the releasing thread). One lease belongs to one thread at a time.
+  using Lease = typename Core::Lease;
+
+  /// `create` builds the resource on the first acquire of a key; `finalize` is called once for
+  /// it, `ttl` after its last release. Throws std::invalid_argument for an empty callable or a
+  /// negative ttl.
+  explicit ResourcePool(Create create, Finalize finalize, Clock::duration ttl = {},
+                        Scheduler& scheduler = default_scheduler())
+      : core_(std::make_unique<Core>(std::move(create), std::move(finalize), ttl, scheduler)) {}
+
+  /// Moving keeps every lease and pending cleanup valid (they refer to the shared state). The
+  /// moved-from pool is closed and empty: acquire/clear throw std::logic_error.
+  ResourcePool(ResourcePool&&) noexcept = default;
+  /// Destroys (closes) this pool's state first, then takes `other`'s.
+  ResourcePool& operator=(ResourcePool&&) noexcept = default;
+  ~ResourcePool() = default;
+
+  /// A lease on `key`'s resource: creates it if absent (Create's exception propagates and leaves
+  /// no entry), or reuses the live one and cancels its pending cleanup. Waits while a Create or
+  /// Finalize of the same key is running. Throws std::logic_error once the pool is closed.
+  [[nodiscard]] Lease acquire(const Key& key) { return core("acquire").acquire(key); }
+
+  /// Live entries: leased, or waiting out their ttl.
+  [[nodiscard]] std::size_t size() const { return core_ ? core_->size() : 0; }
+
+  /// Leases held on `key`; 0 if absent.
+  [[nodiscard]] std::size_t leases(const Key& key) const { return core_ ? core_->leases(key) : 0; }
+
+  /// Finalizes `key`'s idle entry now, cancelling its pending cleanup. If that cleanup is
+  /// already running, waits for it and returns (the resource is finalized once, not twice).
+  /// Throws std::out_of_range if there is no entry, std::logic_error if it is still leased.
+  void clear(const Key& key) { core("clear").clear(key); }
+
+  /// Closeable: finalizes every entry waiting out its ttl now, on this thread, and cancels its
+  /// timer; waits (until `deadline`) for a cleanup already running on the scheduler. Leased
+  /// entries are finalized when their last lease is released. Later acquires throw. Idempotent.
+  /// Finalize runs whatever the deadline: it is not interruptible, and skipping it would leak.
+  void close(Deadline deadline = Deadline::never()) {
+    if (core_) core_->close(deadline);
+  }
+
+  [[nodiscard]] bool closed() const { return !core_ || core_->closed(); }
+
+ private:
+  Core& core(const char* operation) const {
+    if (!core_) {
+      throw std::logic_error(std::string("teardown::ResourcePool::") + operation +
+                             ": the pool was moved from");
+    }
+    return *core_;
+  }
+
+  std::unique_ptr<Core> core_;
 };
 
 }  // namespace teardown
