@@ -31,6 +31,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -92,7 +93,13 @@ class TimerThread final : public Scheduler {
       stopping_ = true;
     }
     wake_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    if (!thread_.joinable()) return;
+    // exit() called inside a timer callback destroys the default scheduler on its own thread.
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();
+    } else {
+      thread_.join();
+    }
   }
 
   TimerId arm(Clock::duration delay, std::function<void()> callback) override {
@@ -538,10 +545,21 @@ class PoolCore {
 /// resource, never while leased, never before its ttl (unless `clear`ed or closed). A cleanup
 /// already running finishes before a re-acquire of its key creates a fresh resource.
 /// Thread-safe. Not async-signal-safe. Fork: a child must not use a pool inherited mid-operation.
-/// Destructor: `close(Deadline::never())`; no timer, thread or callback refers to the pool
-/// afterwards. Leases must not outlive the pool (reported to the error handler if they do).
+/// Movable (leases stay valid), so a TeardownStack can adopt it. Destructor:
+/// `close(Deadline::never())`; no timer, thread or callback refers to the pool afterwards.
+/// Leases must not outlive the pool (reported to the error handler if they do).
 template <class Key, class T, class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>>
 class ResourcePool {
+  static_assert(std::is_move_constructible_v<T>,
+                "teardown::ResourcePool<Key, T>: T must be move constructible, because Create returns "
+                "it by value; pool a std::unique_ptr<T> for a type that cannot move");
+  static_assert(std::is_copy_constructible_v<Key>,
+                "teardown::ResourcePool<Key, T>: Key must be copy constructible: the pool keeps a copy "
+                "of each key it holds");
+  static_assert(std::is_invocable_r_v<std::size_t, const Hash&, const Key&>,
+                "teardown::ResourcePool<Key, T, Hash>: Hash must hash a const Key& to std::size_t "
+                "(specialise std::hash<Key> or pass a Hash type)");
+
   using Core = detail::PoolCore<Key, T, Hash, KeyEqual>;
 
  public:
