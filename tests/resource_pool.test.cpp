@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -596,6 +597,126 @@ TEST_CASE("TimerThread: a cancelled timer never runs and a due one runs once", "
   CHECK(timers.pending() == 0);
 }
 
+// --- a timer callback that loses the race -----------------------------------------------------
+
+namespace {
+
+/// A Scheduler that splits firing in two, as a real timer thread does: `take` is the moment the
+/// scheduler commits to running a callback (cancel() fails from then on), `run` the moment the
+/// callback actually runs. The window between them is where a re-acquire, clear or close races.
+class SteppedScheduler final : public teardown::Scheduler {
+ public:
+  TimerId arm(teardown::Clock::duration, std::function<void()> callback) override {
+    std::lock_guard lock(mutex_);
+    armed_[++last_id_] = std::move(callback);
+    return last_id_;
+  }
+  bool cancel(TimerId timer) noexcept override {
+    std::lock_guard lock(mutex_);
+    return armed_.erase(timer) == 1;
+  }
+  std::size_t pending() const noexcept override {
+    std::lock_guard lock(mutex_);
+    return armed_.size();
+  }
+  TimerId last_armed() const {
+    std::lock_guard lock(mutex_);
+    return last_id_;
+  }
+  std::function<void()> take(TimerId timer) {
+    std::lock_guard lock(mutex_);
+    auto callback = std::move(armed_.at(timer));
+    armed_.erase(timer);
+    return callback;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<TimerId, std::function<void()>> armed_;
+  TimerId last_id_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("ResourcePool: a timer callback that lost the race to a re-acquire does nothing when it runs",
+          "[resource_pool]") {
+  Ledger ledger;
+  auto timers_on_heap = std::make_unique<SteppedScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
+  { auto lease = pool.acquire(1); }
+  auto late_callback = timers.take(timers.last_armed());  // fired, not yet run
+
+  auto lease = pool.acquire(1);  // its cancel comes too late, but the cleanup has not started
+  CHECK(lease->serial == 0);
+  late_callback();
+  CHECK(ledger.finalized_now().empty());
+  CHECK(pool.leases(1) == 1);
+
+  lease.reset();  // arms a new cleanup, which does run
+  timers.take(timers.last_armed())();
+  CHECK(ledger.finalized_now() == std::vector<int>{0});
+}
+
+TEST_CASE(
+    "ResourcePool: clear and re-create while a stale timer callback is outstanding keep each resource "
+    "finalized once",
+    "[resource_pool]") {
+  Ledger ledger;
+  auto timers_on_heap = std::make_unique<SteppedScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  auto& pool = *pool_on_heap;
+  { auto lease = pool.acquire(1); }
+  auto late_callback = timers.take(timers.last_armed());
+
+  pool.clear(1);  // finalizes now; the late callback still points at the entry
+  CHECK(ledger.finalized_now() == std::vector<int>{0});
+  CHECK(pool.size() == 0);
+  CHECK_THROWS_AS(pool.clear(1), std::out_of_range);
+  {
+    auto fresh = pool.acquire(1);
+    CHECK(fresh->serial == 1);
+  }
+  late_callback();  // stale: neither the old nor the new resource is finalized by it
+  CHECK(ledger.finalized_now() == std::vector<int>{0});
+  timers.take(timers.last_armed())();
+  CHECK(ledger.finalized_now() == std::vector<int>{0, 1});
+}
+
+TEST_CASE("ResourcePool: destroying the pool waits for a timer callback already taken to run",
+          "[resource_pool]") {
+  Ledger ledger;
+  auto timers_on_heap = std::make_unique<SteppedScheduler>();
+  auto& timers = *timers_on_heap;
+  auto pool_on_heap =
+      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+  { auto lease = pool_on_heap->acquire(1); }
+  auto late_callback = timers.take(timers.last_armed());
+
+  std::atomic<long> destroyer_tid{0};
+  Event destroyer_started, destroyed;
+  std::thread destroyer([&] {
+    destroyer_tid = current_tid();
+    destroyer_started.set();
+    pool_on_heap.reset();  // finalizes the entry itself, then must wait for the late callback
+    destroyed.set();
+  });
+  REQUIRE(destroyer_started.wait());
+  REQUIRE(wait_until_blocked(destroyer_tid));
+  CHECK_FALSE(destroyed.is_set());
+  CHECK(ledger.finalized_now() == std::vector<int>{0});
+
+  late_callback();  // the pool is still alive for it
+  destroyer.join();
+  CHECK(destroyed.is_set());
+  CHECK(ledger.finalized_now() == std::vector<int>{0});
+  CHECK(timers.pending() == 0);
+}
+
 // --- threads (run under TSan by the tsan preset) ---------------------------------------------
 
 namespace {
@@ -675,7 +796,7 @@ TEST_CASE(
       while (!done) timers.advance(1ms);
     });
     std::vector<std::thread> workers;
-    for (unsigned i = 0; i < 3; ++i) workers.emplace_back([&pool, i] { hammer(pool, i, 1500); });
+    for (unsigned i = 0; i < 3; ++i) workers.emplace_back([&pool, i] { hammer(pool, i, 5000); });
     for (auto& worker : workers) worker.join();
     done = true;
     clock.join();
@@ -697,7 +818,7 @@ TEST_CASE(
         std::make_unique<ResourcePool<int, Watched*>>(ledger.create(), ledger.finalize(), 20us, timers);
     auto& pool = *pool_on_heap;
     std::vector<std::thread> workers;
-    for (unsigned i = 0; i < 3; ++i) workers.emplace_back([&pool, i] { hammer(pool, 100 + i, 1500); });
+    for (unsigned i = 0; i < 3; ++i) workers.emplace_back([&pool, i] { hammer(pool, 100 + i, 5000); });
     for (auto& worker : workers) worker.join();
   }  // destroyed with cleanups pending or running on the timer thread
   CHECK(timers.pending() == 0);
