@@ -547,7 +547,8 @@ class PoolCore {
 /// Thread-safe. Not async-signal-safe. Fork: a child must not use a pool inherited mid-operation.
 /// Movable (leases stay valid), so a TeardownStack can adopt it. Destructor:
 /// `close(Deadline::never())`; no timer, thread or callback refers to the pool afterwards.
-/// Leases must not outlive the pool (reported to the error handler if they do).
+/// Leases must not outlive the pool (reported to the error handler if they do); the scheduler
+/// must outlive it.
 template <class Key, class T, class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>>
 class ResourcePool {
   static_assert(std::is_move_constructible_v<T>,
