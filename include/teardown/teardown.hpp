@@ -3,4 +3,5 @@
 
 #include "core.hpp"
 #include "scope_guard.hpp"
+#include "teardown_stack.hpp"
 #include "unique_resource.hpp"
