@@ -284,17 +284,12 @@ class Runner {
  private:
   static constexpr bool has_plan = sizeof...(StageTags) > 0;
 
-  /// Calls `f(std::integral_constant<std::size_t, stage>)` for a runtime stage.
+  /// Returns `f(std::integral_constant<std::size_t, stage>{})` for a runtime `stage`.
   template <class F, std::size_t... I>
-  static decltype(auto) with_stage(std::size_t stage, F&& f, std::index_sequence<I...>) {
-    using R = decltype(f(std::integral_constant<std::size_t, 0>{}));
-    if constexpr (std::is_void_v<R>) {
-      ((stage == I ? (f(std::integral_constant<std::size_t, I>{}), true) : false) || ...);
-    } else {
-      R result{};
-      ((stage == I ? (result = f(std::integral_constant<std::size_t, I>{}), true) : false) || ...);
-      return result;
-    }
+  static Result with_stage(std::size_t stage, F&& f, std::index_sequence<I...>) {
+    Result result{};
+    (void)((stage == I ? (result = f(std::integral_constant<std::size_t, I>{}), true) : false) || ...);
+    return result;
   }
 
   template <class Registration>
@@ -418,35 +413,46 @@ using PlanPropagateStack = teardown::TeardownStack<ModelPlan, teardown::Policy<t
 using LifoShieldStack = teardown::TeardownStack<teardown::Lifo, teardown::Policy<teardown::Shield>>;
 using LifoPropagateStack = teardown::TeardownStack<teardown::Lifo, teardown::Policy<teardown::Propagate>>;
 
-/// Runs `program` on all four configurations; returns the first (actual, expected) that differ,
-/// or nothing. `which` names it.
+/// The first configuration whose real run differs from the model, with both traces.
 struct Mismatch {
   std::string which;
   Trace actual;
   Trace expected;
 };
 
-inline std::unique_ptr<Mismatch> check_all(const Program& program) {
+inline constexpr int configuration_count = 4;
+
+/// Runs `program` on configuration `which` (0: Plan+Shield, 1: Plan+Propagate, 2: Lifo+Shield,
+/// 3: Lifo+Propagate) and compares it with the model.
+inline std::unique_ptr<Mismatch> check_one(const Program& program, int which) {
   using Alpha = StageTag<"alpha">;
   using Beta = StageTag<"beta">;
   using Gamma = StageTag<"gamma">;
-  const Config plan_shield{{"alpha", "beta", "gamma"}, false};
-  const Config plan_propagate{{"alpha", "beta", "gamma"}, true};
-  const Config lifo_shield{{}, false};
-  const Config lifo_propagate{{}, true};
-  auto compare = [&](const char* which, Trace actual, const Config& config) -> std::unique_ptr<Mismatch> {
+  const std::vector<std::string> stages{"alpha", "beta", "gamma"};
+  auto compare = [&](const char* name, Trace actual, const Config& config) -> std::unique_ptr<Mismatch> {
     Trace expected = predict(program, config);
     if (actual == expected) return nullptr;
-    return std::make_unique<Mismatch>(Mismatch{which, std::move(actual), std::move(expected)});
+    return std::make_unique<Mismatch>(Mismatch{name, std::move(actual), std::move(expected)});
   };
-  if (auto m =
-          compare("Plan+Shield", Runner<PlanShieldStack, Alpha, Beta, Gamma>(program).run(), plan_shield))
-    return m;
-  if (auto m = compare("Plan+Propagate", Runner<PlanPropagateStack, Alpha, Beta, Gamma>(program).run(),
-                       plan_propagate))
-    return m;
-  if (auto m = compare("Lifo+Shield", Runner<LifoShieldStack>(program).run(), lifo_shield)) return m;
-  return compare("Lifo+Propagate", Runner<LifoPropagateStack>(program).run(), lifo_propagate);
+  switch (which) {
+    case 0:
+      return compare("Plan+Shield", Runner<PlanShieldStack, Alpha, Beta, Gamma>(program).run(),
+                     {stages, false});
+    case 1:
+      return compare("Plan+Propagate", Runner<PlanPropagateStack, Alpha, Beta, Gamma>(program).run(),
+                     {stages, true});
+    case 2:
+      return compare("Lifo+Shield", Runner<LifoShieldStack>(program).run(), {{}, false});
+    default:
+      return compare("Lifo+Propagate", Runner<LifoPropagateStack>(program).run(), {{}, true});
+  }
+}
+
+/// Runs `program` on all four configurations.
+inline std::unique_ptr<Mismatch> check_all(const Program& program) {
+  for (int which = 0; which < configuration_count; ++which)
+    if (auto mismatch = check_one(program, which)) return mismatch;
+  return nullptr;
 }
 
 inline std::ostream& operator<<(std::ostream& out, const Op& op) {
