@@ -1,5 +1,6 @@
 // The no-allocation promise, proved with a counting global operator new. This executable replaces
-// operator new for everything in it, which is why these tests live in their own file.
+// operator new for everything in it, which is why these tests live in their own file. Under TSan,
+// whose runtime defines operator new itself, the sanitizer's malloc hook counts instead.
 #include <teardown/teardown_stack.hpp>
 
 #include <atomic>
@@ -9,16 +10,32 @@
 
 #include "support/catch.hpp"
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEARDOWN_TEST_COUNT_WITH_SANITIZER_HOOK 1
+#include <sanitizer/allocator_interface.h>
+#endif
+#endif
+
 namespace {
 
 std::atomic<bool> counting{false};
 std::atomic<long> allocations{0};
 
-void* counted_allocation(std::size_t size) {
+#if !defined(TEARDOWN_TEST_COUNT_WITH_SANITIZER_HOOK)
+void* counted_allocation_or_null(std::size_t size, std::size_t align) noexcept {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
+  if (size == 0) size = 1;
+  if (align <= alignof(std::max_align_t)) return std::malloc(size);
+  void* memory = nullptr;
+  return ::posix_memalign(&memory, align, size) == 0 ? memory : nullptr;
+}
+
+void* counted_allocation(std::size_t size, std::size_t align) {
+  if (void* memory = counted_allocation_or_null(size, align)) return memory;
   throw std::bad_alloc();
 }
+#endif
 
 /// Counts the operator new calls made while it is alive.
 class AllocationCounter {
@@ -40,26 +57,51 @@ struct Widget {
 
 }  // namespace
 
-void* operator new(std::size_t size) { return counted_allocation(size); }
-void* operator new[](std::size_t size) { return counted_allocation(size); }
+#if defined(TEARDOWN_TEST_COUNT_WITH_SANITIZER_HOOK)
+namespace {
+void count_malloc(const volatile void*, std::size_t) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+}
+void ignore_free(const volatile void*) {}
+[[maybe_unused]] const int hooks_installed =
+    __sanitizer_install_malloc_and_free_hooks(&count_malloc, &ignore_free);
+}  // namespace
+#else
+// Every replaceable form is defined here: a sanitizer runtime that also defines them keeps all of
+// its own forms in one object file, which must then not be needed at all.
+void* operator new(std::size_t size) { return counted_allocation(size, alignof(std::max_align_t)); }
+void* operator new[](std::size_t size) { return counted_allocation(size, alignof(std::max_align_t)); }
+void* operator new(std::size_t size, std::align_val_t align) {
+  return counted_allocation(size, static_cast<std::size_t>(align));
+}
+void* operator new[](std::size_t size, std::align_val_t align) {
+  return counted_allocation(size, static_cast<std::size_t>(align));
+}
 void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_allocation(size);
-  } catch (...) {
-    return nullptr;
-  }
+  return counted_allocation_or_null(size, alignof(std::max_align_t));
 }
 void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_allocation(size);
-  } catch (...) {
-    return nullptr;
-  }
+  return counted_allocation_or_null(size, alignof(std::max_align_t));
+}
+void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  return counted_allocation_or_null(size, static_cast<std::size_t>(align));
+}
+void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  return counted_allocation_or_null(size, static_cast<std::size_t>(align));
 }
 void operator delete(void* memory) noexcept { std::free(memory); }
 void operator delete[](void* memory) noexcept { std::free(memory); }
 void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
 void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
+void operator delete(void* memory, std::align_val_t) noexcept { std::free(memory); }
+void operator delete[](void* memory, std::align_val_t) noexcept { std::free(memory); }
+void operator delete(void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
+void operator delete[](void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
+void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
+void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
+void operator delete(void* memory, std::align_val_t, const std::nothrow_t&) noexcept { std::free(memory); }
+void operator delete[](void* memory, std::align_val_t, const std::nothrow_t&) noexcept { std::free(memory); }
+#endif
 
 using ThreePlan =
     teardown::Plan<teardown::Stage<"policy_scheduler">, teardown::Stage<"webhook">, teardown::Stage<"ctx">>;
