@@ -989,36 +989,45 @@ class TeardownStack {
   }
 
   /// Runs the pending steps registered at or after `first_sequence`, one at a time, in order.
+  /// One lock per step (the previous slot is freed where the next is taken), and one clock read
+  /// per step: a step's time runs from the end of the previous one (plus the sink's time when a
+  /// custom sink might be slow, so it is not charged to the next step).
   void run_steps(std::uint64_t first_sequence, Deadline deadline,
                  std::vector<StepOutcome>& outcomes) noexcept {
     bool skipping = false;  // Propagate, after a cancellation
+    Slot* finished = nullptr;
+    auto started = Clock::now();
     for (;;) {
       Slot* slot;
       {
         std::lock_guard lock(mutex_);
+        if (finished != nullptr) free_slot(*finished);
         slot = take_next(first_sequence);
       }
       if (slot == nullptr) return;
 
       StepStatus status = StepStatus::skipped;
       std::exception_ptr error;
-      Clock::duration took{};
       if (!skipping) {
         status = StepStatus::done;
-        const auto started = Clock::now();
         try {
           slot->ops->run(slot->callable, deadline);
         } catch (...) {
           error = std::current_exception();
           status = P::is_cancellation(error) ? StepStatus::cancelled : StepStatus::failed;
         }
-        took = Clock::now() - started;
         if (status == StepStatus::cancelled && P::propagates) skipping = true;
       }
-      slot->ops->destroy(slot->callable);
+      slot->ops->destroy(slot->callable);  // part of the step: an adopted object's destructor
+      Clock::duration took{};
+      if (status != StepStatus::skipped) {
+        const auto ended = Clock::now();
+        took = ended - started;
+        started = ended;
+      }
       record(name_of(*slot), status, took, std::move(error), outcomes);
-      std::lock_guard lock(mutex_);
-      free_slot(*slot);
+      if (custom_sink_) started = Clock::now();
+      finished = slot;
     }
   }
 
@@ -1049,6 +1058,7 @@ class TeardownStack {
   Slot* free_ = nullptr;
   std::array<Slot, detail::inline_step_count> inline_slots_{};
   std::vector<std::unique_ptr<Slot[]>> chunks_;  // beyond 8 steps; never reallocated in place
+  bool custom_sink_ = false;                     // a sink of unknown cost: re-read the clock after it
   EventSink sink_;
   TeardownReport report_;
 };
