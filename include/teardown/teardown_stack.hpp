@@ -1033,15 +1033,24 @@ class TeardownStack {
 
   void record(std::string_view name, StepStatus status, Clock::duration took, std::exception_ptr error,
               std::vector<StepOutcome>& outcomes) noexcept {
+    StepOutcome* outcome;
     try {
-      outcomes.push_back(StepOutcome{std::string(name), status, took, std::move(error)});
+      outcome = &outcomes.emplace_back();  // built in place: no string moves
     } catch (...) {
-      report_error(std::current_exception(), "TeardownStack: a step outcome could not be recorded");
+      report_error(error ? error : std::current_exception(),
+                   "TeardownStack: a step outcome could not be recorded");
       return;
+    }
+    outcome->status = status;
+    outcome->took = took;
+    outcome->error = std::move(error);
+    try {
+      outcome->name.assign(name.data(), name.size());
+    } catch (...) {  // out of memory for a long name: the outcome stays, unnamed
     }
     if (!sink_) return;
     try {
-      sink_(outcomes.back());
+      sink_(*outcome);
     } catch (...) {
       report_error(std::current_exception(), "TeardownStack: the event sink threw");
     }
