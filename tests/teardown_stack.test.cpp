@@ -721,6 +721,23 @@ TEST_CASE("TeardownStack: concurrent closers wait for the first and share one re
   CHECK(first->steps.size() == 1);
 }
 
+TEST_CASE("TeardownStack: an enter whose acquire overlaps a close releases the resource at once and throws",
+          "[teardown_stack][threads]") {
+  Journal journal;
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("existing", journal.step("existing"));
+  auto acquire = [&] {
+    std::thread closer([&] { stack.close(); });  // runs to completion while acquire is in progress
+    closer.join();
+    journal.add("acquired");
+    return 7;
+  };
+  auto release = [&](int& resource) { journal.add("released " + std::to_string(resource)); };
+  CHECK_THROWS_AS(stack.enter("late", acquire, release), teardown::StackClosed);
+  CHECK(journal.entries() == std::vector<std::string>{"existing", "acquired", "released 7"});
+  CHECK(stack.close().steps.size() == 1);
+}
+
 TEST_CASE("TeardownStack: cancels racing a close either win or see the step run, never both",
           "[teardown_stack][threads]") {
   constexpr int steps = 64;
