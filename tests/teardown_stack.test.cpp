@@ -646,6 +646,23 @@ TEST_CASE("TeardownStack: a sink that throws goes to the error handler and teard
   CHECK(errors.errors()[0] == "TeardownStack: the event sink threw: sink boom");
 }
 
+TEST_CASE("TeardownStack: a step's time excludes the time a custom sink spent on the step before it",
+          "[teardown_stack]") {
+  const auto sink_time = std::chrono::milliseconds(200);
+  std::vector<teardown::Clock::duration> took;
+  teardown::TeardownStack<> stack([&](const teardown::StepOutcome& outcome) {
+    took.push_back(outcome.took);
+    const auto until = teardown::Clock::now() + sink_time;  // a slow sink: busy, not sleeping
+    while (teardown::Clock::now() < until) {
+    }
+  });
+  stack.push("second", [] {});
+  stack.push("first", [] {});
+  stack.close();
+  REQUIRE(took.size() == 2);
+  CHECK(took[1] < sink_time);
+}
+
 TEST_CASE("TeardownStack: the report describes every step with its status", "[teardown_stack]") {
   teardown::TeardownStack<> stack(nullptr);
   stack.push("db", [] {});

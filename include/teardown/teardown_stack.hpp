@@ -559,7 +559,8 @@ class TeardownStack {
   }
 
   /// A stack whose events go to `sink` (an empty sink: no events).
-  explicit TeardownStack(EventSink sink) noexcept : sink_(std::move(sink)) {
+  explicit TeardownStack(EventSink sink) noexcept
+      : custom_sink_(static_cast<bool>(sink)), sink_(std::move(sink)) {
     thread_free_list(inline_slots_.data(), inline_slots_.size());
   }
 
