@@ -648,7 +648,7 @@ TEST_CASE("TeardownStack: a sink that throws goes to the error handler and teard
 
 TEST_CASE("TeardownStack: a step's time excludes the time a custom sink spent on the step before it",
           "[teardown_stack]") {
-  const auto sink_time = std::chrono::milliseconds(200);
+  const auto sink_time = std::chrono::milliseconds(100);
   std::vector<teardown::Clock::duration> took;
   teardown::TeardownStack<> stack([&](const teardown::StepOutcome& outcome) {
     took.push_back(outcome.took);
