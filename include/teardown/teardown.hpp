@@ -4,6 +4,7 @@
 #include "core.hpp"
 #include "resource_pool.hpp"
 #include "scope_guard.hpp"
+#include "teardown_stack.hpp"
 #include "unique_resource.hpp"
 
 #if __has_include(<unistd.h>)  // POSIX-only components
