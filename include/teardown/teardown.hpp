@@ -2,5 +2,6 @@
 #pragma once
 
 #include "core.hpp"
+#include "drain_group.hpp"
 #include "scope_guard.hpp"
 #include "unique_resource.hpp"
