@@ -1,0 +1,44 @@
+// DrainGroup's hot path: an anonymous enter/leave allocates nothing. A counting global
+// operator new lives in this executable only.
+#include <teardown/drain_group.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "support/catch.hpp"
+
+namespace {
+std::atomic<long> allocations{0};
+}  // namespace
+
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
+  throw std::bad_alloc();
+}
+void operator delete(void* memory) noexcept { std::free(memory); }
+void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
+
+TEST_CASE("DrainGroup: entering and leaving an anonymous ticket allocates nothing", "[drain_group]") {
+  teardown::DrainGroup group;
+  const long before = allocations.load();
+  for (int i = 0; i < 1000; ++i) {
+    auto ticket = group.try_enter();
+    REQUIRE(ticket.has_value());
+    auto thrown_away = group.enter();
+    thrown_away.finish(teardown::Outcome::completed);
+  }
+  const long after = allocations.load();
+  CHECK(after == before);
+  CHECK(group.in_flight() == 0);
+}
+
+TEST_CASE("DrainGroup: a named ticket allocates (its id), so the count above is not vacuous", "[drain_group]") {
+  teardown::DrainGroup group;
+  const long before = allocations.load();
+  {
+    auto ticket = group.enter("a-run-id-long-enough-to-defeat-the-small-string-buffer");
+  }
+  CHECK(allocations.load() > before);
+}
