@@ -1,5 +1,5 @@
 // DrainGroup's hot path: an anonymous enter/leave allocates nothing. A counting global
-// operator new lives in this executable only.
+// operator new (every unaligned form, so that ASan sees matching pairs) lives in this executable.
 #include <teardown/drain_group.hpp>
 
 #include <atomic>
@@ -17,8 +17,18 @@ void* operator new(std::size_t size) {
   if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t size) { return operator new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return operator new(size, tag); }
+void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
+void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
 void operator delete(void* memory) noexcept { std::free(memory); }
 void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
+void operator delete[](void* memory) noexcept { std::free(memory); }
+void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
 
 TEST_CASE("DrainGroup: entering and leaving an anonymous ticket allocates nothing", "[drain_group]") {
   teardown::DrainGroup group;
