@@ -144,6 +144,9 @@ class DrainState {
   static void after_release(DrainState* state, std::uint32_t* word_address, std::uint32_t after) noexcept {
     if (in_flight_of(after) != 0) return;
     if (after & gone_bit) {
+      // A slow leave decrements under the mutex and may still be unlocking it: acquire it
+      // once so that its unlock has returned before the block goes.
+      { std::lock_guard wait_for_unlockers(state->mutex); }
       delete state;
     } else if (after & closed_bit) {
       futex_wake_all(word_address);  // address only; see futex_wake_all

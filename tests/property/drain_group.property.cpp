@@ -18,15 +18,17 @@ template <>
 struct Arbitrary<model::Step> {
   static Gen<model::Step> arbitrary() {
     return gen::build<model::Step>(
-        gen::set(&model::Step::kind, gen::weightedElement<model::Step::Kind>({{4, model::Step::Kind::enter},
-                                                                             {3, model::Step::Kind::leave},
-                                                                             {2, model::Step::Kind::spawn}})),
+        gen::set(&model::Step::kind,
+                 gen::weightedElement<model::Step::Kind>({{4, model::Step::Kind::enter},
+                                                          {3, model::Step::Kind::leave},
+                                                          {2, model::Step::Kind::spawn}})),
         gen::set(&model::Step::named),
-        gen::set(&model::Step::ending,
-                 gen::element(model::Ending::finish_completed, model::Ending::finish_failed,
-                              model::Ending::finish_cancelled, model::Ending::implicit, model::Ending::exception)),
-        gen::set(&model::Step::persist,
-                 gen::element(model::Persist::succeeds, model::Persist::returns_false, model::Persist::throws)),
+        gen::set(
+            &model::Step::ending,
+            gen::element(model::Ending::finish_completed, model::Ending::finish_failed,
+                         model::Ending::finish_cancelled, model::Ending::implicit, model::Ending::exception)),
+        gen::set(&model::Step::persist, gen::element(model::Persist::succeeds, model::Persist::returns_false,
+                                                     model::Persist::throws)),
         gen::set(&model::Step::pick, gen::inRange<std::size_t>(0, 16)));
   }
 };
@@ -50,6 +52,7 @@ TEST_CASE("DrainGroup: random enter/leave/spawn/shutdown sequences report exactl
     RC_ASSERT(actual.second_report_identical);
     RC_ASSERT(model::matches(plan, actual, expected));
     RC_TAG(plan.patient ? "patient" : "expired");
-    RC_CLASSIFY(expected.abandoned + expected.completed + expected.failed + expected.cancelled == 0, "idle drain");
+    RC_CLASSIFY(expected.abandoned + expected.completed + expected.failed + expected.cancelled == 0,
+                "idle drain");
   });
 }
