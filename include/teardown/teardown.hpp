@@ -4,4 +4,5 @@
 #include "core.hpp"
 #include "drain_group.hpp"
 #include "scope_guard.hpp"
+#include "teardown_stack.hpp"
 #include "unique_resource.hpp"
