@@ -1,6 +1,7 @@
 // DrainGroup unit tests. The first block mirrors seed 003's regression tests
 // (deer-flow #3381, tests/test_run_drain_on_shutdown.py) one for one.
 #include <teardown/drain_group.hpp>
+#include <teardown/teardown_stack.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -178,6 +179,64 @@ TEST_CASE("DrainGroup: a checkpointer closed after the drain sees zero writes af
   CHECK(report.abandoned == 0);
   CHECK(checkpointer.writes_after_close().empty());
   CHECK(checkpointer.latest("t-e2e") == -1);
+}
+
+TEST_CASE(
+    "DrainGroup: pushed on a TeardownStack after the checkpointer, it drains before the checkpointer closes",
+    "[drain_group][teardown_stack]") {
+  // The wiring order lock of seed 003: push the resource first and the group second, and the
+  // stack's LIFO close drains the runs, then closes the checkpointer.
+  Checkpointer checkpointer;
+  std::mutex events_mutex;
+  std::vector<std::string> events;
+  const auto record = [&](std::string event) {
+    std::lock_guard lock(events_mutex);
+    events.push_back(std::move(event));
+  };
+  teardown::TeardownStack<> lifespan;
+  lifespan.push("checkpointer", [&] {
+    record("checkpointer_closed");
+    checkpointer.close();
+  });
+  auto& runs = lifespan.adopt("runs", DrainGroup{});
+  REQUIRE(runs.spawn("t-wired", [&](std::stop_token stop) {
+    int step = 0;
+    while (!stop.stop_requested()) {
+      checkpointer.put("t-wired", ++step);
+      std::this_thread::yield();
+    }
+    checkpointer.put("t-wired", -1);  // the final flush, while the pool must still be open
+    record("run_finished");
+  }));
+  REQUIRE(checkpointer.wait_for_first("t-wired"));
+
+  const auto& report = lifespan.close(Deadline::after(5s));
+
+  CHECK(report.ok());
+  CHECK(events == std::vector<std::string>{"run_finished", "checkpointer_closed"});
+  CHECK(checkpointer.writes_after_close().empty());
+  CHECK(checkpointer.latest("t-wired") == -1);
+}
+
+TEST_CASE("DrainGroup: a Plan that lists the runs before the checkpointer drains them first",
+          "[drain_group][teardown_stack]") {
+  using GatewayPlan = teardown::Plan<teardown::Stage<"runs", "in-flight runs write checkpoints">,
+                                     teardown::Stage<"checkpointer", "closed once nothing writes to it">>;
+  static_assert(GatewayPlan::index_of<"runs"> < GatewayPlan::index_of<"checkpointer">);
+  Checkpointer checkpointer;
+  teardown::TeardownStack<GatewayPlan> lifespan;
+  lifespan.push<"checkpointer">([&] { checkpointer.close(); });  // registered first on purpose
+  auto& runs = lifespan.adopt<"runs">(DrainGroup{});
+  REQUIRE(runs.spawn("t-plan", [&](std::stop_token stop) {
+    Gate never;
+    never.wait(stop);
+    checkpointer.put("t-plan", -1);
+  }));
+
+  lifespan.close(Deadline::after(5s));
+
+  CHECK(checkpointer.writes_after_close().empty());
+  CHECK(checkpointer.latest("t-plan") == -1);
 }
 
 TEST_CASE("DrainGroup: work that completes during the drain keeps its completed status", "[drain_group]") {
