@@ -29,6 +29,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -268,6 +269,7 @@ struct PersistJob {
 inline std::vector<std::string> persist_interrupted(const OnInterrupted& persist,
                                                     std::vector<std::string> ids, Deadline deadline) {
   std::vector<std::string> failures;
+  std::vector<std::string> messages;
   if (!persist || ids.empty()) return failures;
   auto job = std::make_shared<PersistJob>();
   job->persist = persist;
@@ -291,11 +293,12 @@ inline std::vector<std::string> persist_interrupted(const OnInterrupted& persist
     for (std::size_t i = 0; i < job->ids.size(); ++i) {
       if (job->results[i] == PersistJob::Result::persisted) continue;
       failures.push_back(job->ids[i]);
-      report_error(std::make_exception_ptr(std::runtime_error("Could not persist interrupted status for " +
-                                                              job->ids[i] + ": " + job->reasons[i])),
-                   "DrainGroup::shutdown");
+      messages.push_back("Could not persist interrupted status for " + job->ids[i] + ": " + job->reasons[i]);
     }
   }
+  // Outside the job's lock: the error handler is user code.
+  for (const auto& message : messages)
+    report_error(std::make_exception_ptr(std::runtime_error(message)), "DrainGroup::shutdown");
   return failures;
 }
 
