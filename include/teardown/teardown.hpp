@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core.hpp"
+#include "drain_group.hpp"
 #include "resource_pool.hpp"
 #include "scope_guard.hpp"
 #include "teardown_stack.hpp"
