@@ -217,12 +217,14 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
     const bool as_group = plans.size() > 1 || *rc::gen::arbitrary<bool>();
 
     Children children(plans);
-    auto controls = std::make_shared<std::vector<int>>();
-    for (const auto& control : children.controls) controls->push_back(control->write_end.get());
-    // The stop RPC: tell every child that answers requests to exit. It owns a copy of the fd
-    // numbers only; the pipes outlive the reap (they belong to `children`).
+    // The stop RPC: tell every child that answers requests to exit. A Request that outlives its
+    // grace keeps running on its own thread after the reap returns, so the RPC owns the pipes'
+    // write ends (through the shared vector) instead of borrowing fd numbers that `children`
+    // would close under it.
+    auto controls = std::make_shared<std::vector<teardown::UniqueFd>>();
+    for (auto& control : children.controls) controls->push_back(std::move(control->write_end));
     const std::function<void(Deadline)> answer = [controls](Deadline) {
-      for (const int fd : *controls) (void)!::write(fd, "stop\n", 5);
+      for (const auto& fd : *controls) (void)!::write(fd.get(), "stop\n", 5);
     };
 
     std::vector<ExitStatus> statuses;
