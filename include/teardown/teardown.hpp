@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core.hpp"
+#include "resource_pool.hpp"
 #include "scope_guard.hpp"
 #include "unique_resource.hpp"
 
