@@ -11,11 +11,12 @@ until C notices.
   getppid_poll_<N>ms      seed 001's design: `while os.getppid() == expected: sleep(N ms)`,
                           at shorter intervals than seed 001's 10 s (expected mean: N/2)
 
-Usage: python3 bench/parent_watch_baseline.py [--iterations 100]
+Usage: python3 bench/parent_watch_baseline.py [--iterations 100] [--json out.json]
 Python 3 standard library only.
 """
 import argparse
 import ctypes
+import json
 import multiprocessing
 import os
 import random
@@ -125,17 +126,25 @@ def summary(name, samples):
     p99 = samples[min(len(samples) - 1, int(0.99 * len(samples)))]
     print(f"{name:<28} n={len(samples):<4} mean={statistics.fmean(samples):9.3f} ms  "
           f"p50={statistics.median(samples):9.3f} ms  p99={p99:9.3f} ms  max={samples[-1]:9.3f} ms")
+    return {"name": name, "unit": "ms", "n": len(samples), "mean": statistics.fmean(samples),
+            "median": statistics.median(samples), "p99": p99, "max": samples[-1]}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--json", help="also write the rows to this file (read by bench/run)")
     args = parser.parse_args()
     become_subreaper()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus; latency from SIGKILL of the parent to detection")
-    summary("mp_parent_process_join", measure("mp", 0, args.iterations))
-    summary("getppid_poll_10ms", measure("poll", 0.010, args.iterations))
-    summary("getppid_poll_100ms", measure("poll", 0.100, max(10, args.iterations // 3)))
+    rows = [
+        summary("mp_parent_process_join", measure("mp", 0, args.iterations)),
+        summary("getppid_poll_10ms", measure("poll", 0.010, args.iterations)),
+        summary("getppid_poll_100ms", measure("poll", 0.100, max(10, args.iterations // 3))),
+    ]
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"python": sys.version.split()[0], "rows": rows}, out, indent=1)
     print("seed 001 getppid_poll_10s      expected mean 5000 ms (interval / 2), p99 ~9900 ms: not measured")
 
 

@@ -5,12 +5,13 @@ Exit-detection latency of subprocess.Popen.wait(timeout): the child stamps CLOCK
 before it exits, the parent stamps when wait() returns; the difference is the latency. The
 child is bench_reaper itself (--child-exit-on-byte), the same child the C++ rows use.
 
-    python3 bench/reaper_baseline.py build/bench/bench/bench_reaper [--runs 300]
+    python3 bench/reaper_baseline.py build/bench/bench/bench_reaper [--runs 300] [--json out.json]
 
 Also measures Popen.wait() without a timeout (a blocking waitpid), for reference. Standard
 library only.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -48,20 +49,27 @@ def percentile(sorted_values, q):
 
 def report(name, latencies):
     latencies.sort()
-    print(
-        f"{name:<40} runs={len(latencies):4d}  median={statistics.median(latencies):9.1f} us"
-        f"  p99={percentile(latencies, 0.99):9.1f} us  max={latencies[-1]:9.1f} us"
-    )
+    row = {"name": name, "unit": "us", "n": len(latencies), "mean": statistics.fmean(latencies),
+           "median": statistics.median(latencies), "p99": percentile(latencies, 0.99), "max": latencies[-1]}
+    print(f"{name:<40} runs={row['n']:4d}  median={row['median']:9.1f} us"
+          f"  p99={row['p99']:9.1f} us  max={row['max']:9.1f} us")
+    return row
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("child_binary", help="path to bench_reaper")
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--json", help="also write the rows to this file (read by bench/run)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
-    report("Popen.wait(timeout=10)", [one_exit(args.child_binary, 10.0) for _ in range(args.runs)])
-    report("Popen.wait() (blocking waitpid)", [one_exit(args.child_binary, None) for _ in range(args.runs)])
+    rows = [
+        report("Popen.wait(timeout=10)", [one_exit(args.child_binary, 10.0) for _ in range(args.runs)]),
+        report("Popen.wait() (blocking waitpid)", [one_exit(args.child_binary, None) for _ in range(args.runs)]),
+    ]
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"python": sys.version.split()[0], "rows": rows}, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ With the path of bench_teardown_stack, it also runs the C++ benchmark (JSON outp
 the ratio of each Python median to the TeardownStack (Lifo) median:
 
     python3 bench/teardown_stack_exitstack.py build/bench/bench/bench_teardown_stack
+
+With --json FILE it also writes its own medians there (rows exitstack_1, _8, _64, in ns), which
+is how bench/run reads them.
 """
 import contextlib
 import json
@@ -55,9 +58,20 @@ def cpp_medians(binary):
 
 
 def main():
+    args = sys.argv[1:]
+    json_path = None
+    if "--json" in args:
+        at = args.index("--json")
+        json_path = args[at + 1]
+        del args[at:at + 2]
     python = python_medians()
     print(f"Python {sys.version.split()[0]} contextlib.ExitStack, median of {REPEATS} repeats")
-    cpp = cpp_medians(sys.argv[1]) if len(sys.argv) > 1 else {}
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump({"python": sys.version.split()[0],
+                       "rows": [{"name": f"exitstack_{steps}", "unit": "ns", "n": REPEATS, "median": python[steps]}
+                                for steps in SIZES]}, out, indent=1)
+    cpp = cpp_medians(args[0]) if args else {}
     for steps in SIZES:
         line = f"  push+close {steps:>2} steps: {python[steps]:10.0f} ns"
         if steps in cpp:

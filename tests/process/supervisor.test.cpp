@@ -1,0 +1,245 @@
+// The supervisor demo (examples/supervisor) run both ways, as the README shows it: a normal run
+// reports every stage of its teardown and exits 0; with --kill-self, every worker notices the
+// supervisor's death through its ParentWatch and is gone within a second. Nothing here sleeps:
+// output is read as it comes, processes are waited on through pidfds with generous deadlines.
+#if defined(TEARDOWN_SUPERVISOR_DEMO)
+
+#include <teardown/reaper.hpp>
+#include <teardown/unique_resource.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "support/catch.hpp"
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+using teardown::Clock;
+using teardown::Deadline;
+using teardown::UniqueFd;
+
+namespace {
+
+/// The demo, started with its stdout on a pipe this test reads line by line.
+class Demo {
+ public:
+  explicit Demo(std::vector<std::string> args) {
+    int ends[2];
+    REQUIRE(::pipe2(ends, O_CLOEXEC) == 0);
+    UniqueFd read_end{ends[0]};
+    UniqueFd write_end{ends[1]};
+    args.insert(args.begin(), TEARDOWN_SUPERVISOR_DEMO);
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    // ThreadSanitizer sleeps 1 s in every process's exit by default (atexit_sleep_ms), which
+    // would be measured as the workers' reaction time; the demo and its workers run without it.
+    std::vector<std::string> environment;
+    std::string tsan_options = "TSAN_OPTIONS=atexit_sleep_ms=0";
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      const std::string_view variable = *entry;
+      if (variable.rfind("TSAN_OPTIONS=", 0) == 0) {
+        tsan_options = std::string(variable) + ":atexit_sleep_ms=0";
+      } else {
+        environment.emplace_back(variable);
+      }
+    }
+    environment.push_back(tsan_options);
+    std::vector<char*> envp;
+    for (auto& variable : environment) envp.push_back(variable.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);  // dup2 clears CLOEXEC
+    const int error = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (error != 0) throw std::system_error(error, std::generic_category(), "posix_spawn of the demo");
+    output_ = std::move(read_end);
+    pidfd_.reset(teardown::detail::pidfd_open(pid_));
+  }
+  Demo(const Demo&) = delete;
+  Demo& operator=(const Demo&) = delete;
+  ~Demo() {
+    if (pid_ > 0 && !status_) {
+      ::kill(pid_, SIGKILL);
+      (void)wait();
+    }
+  }
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] int pidfd() const { return pidfd_.get(); }
+
+  /// The next line of output; nullopt at EOF (everyone holding the pipe is gone) or the deadline.
+  std::optional<std::string> next_line(Deadline deadline) {
+    for (;;) {
+      const auto newline = buffered_.find('\n');
+      if (newline != std::string::npos) {
+        std::string line = buffered_.substr(0, newline);
+        buffered_.erase(0, newline + 1);
+        all_ += line + "\n";
+        return line;
+      }
+      if (eof_) return std::nullopt;
+      pollfd readable{output_.get(), POLLIN, 0};
+      if (teardown::detail::poll_until(&readable, 1, deadline.time_point()) == 0) return std::nullopt;
+      char chunk[4096];
+      const ssize_t got =
+          teardown::detail::retry_eintr([&] { return ::read(output_.get(), chunk, sizeof chunk); });
+      if (got <= 0) {
+        eof_ = true;
+      } else {
+        buffered_.append(chunk, static_cast<std::size_t>(got));
+      }
+    }
+  }
+
+  /// Every line until EOF (or the deadline), appended to all_output().
+  void read_to_end(Deadline deadline) {
+    while (next_line(deadline)) {
+    }
+  }
+
+  [[nodiscard]] const std::string& all_output() const { return all_; }
+  [[nodiscard]] bool reached_eof() const { return eof_; }
+
+  /// Reaps the demo, waiting at most 30 s; its wait status.
+  int wait() {
+    if (status_) return *status_;
+    pollfd exited{pidfd_.get(), POLLIN, 0};
+    (void)teardown::detail::poll_until(&exited, 1, Deadline::after(30s).time_point());
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+    }
+    status_ = status;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  UniqueFd output_;
+  std::string buffered_;
+  std::string all_;
+  bool eof_ = false;
+  std::optional<int> status_;
+};
+
+std::string temporary_journal() {
+  return (std::filesystem::temp_directory_path() /
+          ("teardown-supervisor-test-" + std::to_string(::getpid()) + ".journal"))
+      .string();
+}
+
+/// Waits until `pidfd` is readable (the process ended); when it did, or nullopt at the deadline.
+std::optional<Clock::time_point> ended_at(int pidfd, Deadline deadline) {
+  pollfd ended{pidfd, POLLIN, 0};
+  if (teardown::detail::poll_until(&ended, 1, deadline.time_point()) <= 0) return std::nullopt;
+  return Clock::now();
+}
+
+}  // namespace
+
+TEST_CASE("Supervisor demo: a normal run reports every stage in plan order and exits 0",
+          "[supervisor][process]") {
+  const std::string journal = temporary_journal();
+  Demo demo({"--run-for", "500ms", "--journal", journal});
+  demo.read_to_end(Deadline::after(60s));
+  const int status = demo.wait();
+  const std::string& output = demo.all_output();
+  INFO(output);
+  REQUIRE(demo.reached_eof());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+
+  const auto drain = output.find("step 'drain requests': done");
+  const auto reap = output.find("step 'reap workers': done");
+  const auto storage = output.find("step 'close storage': done");
+  REQUIRE(drain != std::string::npos);
+  REQUIRE(reap != std::string::npos);
+  REQUIRE(storage != std::string::npos);
+  CHECK(drain < reap);
+  CHECK(reap < storage);
+  CHECK(output.find("teardown complete") != std::string::npos);
+  CHECK(output.find("abandoned ids: r-3") != std::string::npos);
+  CHECK(std::regex_search(output, std::regex("worker 1: pid [0-9]+ exited with code 0 at rung 0")));
+  CHECK(std::regex_search(output, std::regex("worker 2: pid [0-9]+ was killed by SIGKILL at rung 1")));
+  CHECK(std::regex_search(output, std::regex("worker 3: pid [0-9]+ exited with code 0 at rung 0")));
+  CHECK(output.find("its write was refused: nothing was written after close") != std::string::npos);
+
+  std::error_code error;
+  CHECK(std::filesystem::file_size(journal, error) > 0);
+  CHECK_FALSE(error);
+  std::filesystem::remove(journal, error);
+}
+
+TEST_CASE("Supervisor demo: after --kill-self every worker exits on its own within a second",
+          "[supervisor][process]") {
+  // Orphaned workers are re-parented to this process instead of init, so their pids stay theirs
+  // (unreaped) until this test has looked at them, and their exit statuses can be read.
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+  const std::string journal = temporary_journal();
+  Demo demo({"--run-for", "1s", "--journal", journal, "--kill-self"});
+
+  std::map<int, UniqueFd> worker_pidfds;  // worker number -> pidfd
+  std::map<int, pid_t> worker_pids;
+  const std::regex started("^worker ([0-9]+): started, pid ([0-9]+)");
+  const Deadline reading = Deadline::after(30s);
+  while (auto line = demo.next_line(reading)) {
+    std::smatch match;
+    if (std::regex_search(*line, match, started)) {
+      const int number = std::stoi(match[1]);
+      const auto pid = static_cast<pid_t>(std::stoi(match[2]));
+      worker_pids[number] = pid;
+      worker_pidfds[number].reset(teardown::detail::pidfd_open(pid));  // ours to wait for: we reap orphans
+    }
+    if (line->find("SIGKILL to the supervisor now") != std::string::npos) break;
+  }
+  INFO(demo.all_output());
+  REQUIRE(worker_pidfds.size() == 3);
+  for (const auto& [number, pidfd] : worker_pidfds) REQUIRE(pidfd.get() >= 0);
+
+  const auto supervisor_died = ended_at(demo.pidfd(), Deadline::after(30s));
+  REQUIRE(supervisor_died);
+  const int status = demo.wait();
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+
+  for (const auto& [number, pidfd] : worker_pidfds) {
+    INFO("worker " << number << ", pid " << worker_pids[number]);
+    const auto worker_ended = ended_at(pidfd.get(), Deadline::at(*supervisor_died + 30s));
+    REQUIRE(worker_ended);
+    CHECK(*worker_ended - *supervisor_died < 1s);
+    siginfo_t info{};
+    REQUIRE(::waitid(P_PID, static_cast<id_t>(worker_pids[number]), &info, WEXITED) == 0);
+    // Exited by itself: 0 through its ShutdownSignals, 129 by ParentWatch's hard exit (the
+    // worker that ignores SIGTERM). Never a signal: nobody else stopped it.
+    CHECK(info.si_code == CLD_EXITED);
+    CHECK((info.si_status == 0 || info.si_status == 129));
+  }
+  demo.read_to_end(Deadline::after(30s));
+  CHECK(demo.reached_eof());
+  CHECK(demo.all_output().find("noticed through ParentWatch") != std::string::npos);
+  std::error_code error;
+  std::filesystem::remove(journal, error);
+}
+
+#endif  // TEARDOWN_SUPERVISOR_DEMO
