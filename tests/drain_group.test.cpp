@@ -325,6 +325,28 @@ TEST_CASE("DrainGroup: a persist callback that never returns cannot hold shutdow
   CHECK(errors.errors()[0].find("did not return before the shutdown deadline") != std::string::npos);
 }
 
+TEST_CASE(
+    "DrainGroup: work that ignores its stop request is still persisted as interrupted within the deadline",
+    "[drain_group]") {
+  teardown_test::ErrorCapture errors;
+  DrainGroup runs;
+  auto stuck = runs.enter("t-stuck");  // never leaves before the deadline
+  std::vector<std::string> persisted;
+
+  const auto began = teardown::Clock::now();
+  const auto report = runs.shutdown(Deadline::after(500ms), [&](std::string_view id) {
+    persisted.emplace_back(id);
+    return true;
+  });
+  const auto elapsed = teardown::Clock::now() - began;
+
+  CHECK(report.abandoned_ids == std::vector<std::string>{"t-stuck"});
+  CHECK(persisted == std::vector<std::string>{"t-stuck"});  // the reserve left time for it
+  CHECK(report.persist_failures.empty());
+  CHECK(errors.errors().empty());
+  CHECK(elapsed < 500ms + 1s);
+}
+
 TEST_CASE("DrainGroup: no ticket is admitted once shutdown began", "[drain_group]") {
   DrainGroup runs;
   runs.shutdown(Deadline::after(1s));

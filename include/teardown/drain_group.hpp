@@ -16,6 +16,7 @@
 // http.Server.Shutdown and ExecutorService.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -533,8 +534,8 @@ class DrainGroup {
       const std::size_t in_flight_at_close = DrainState::in_flight_of(at_close);
       lock.unlock();
 
-      state.stop.request_stop();        // (2)
-      wait_for_drain(state, deadline);  // (3)
+      state.stop.request_stop();                                          // (2)
+      wait_for_drain(state, drain_deadline(deadline, persist, started));  // (3)
 
       // (4) decide after the drain: whoever left meanwhile keeps its own outcome.
       lock.lock();
@@ -559,6 +560,17 @@ class DrainGroup {
     if (!lock.owns_lock()) lock.lock();
     publish(state, lock, report, started);
     return report;
+  }
+
+  /// The part of the budget the wait (3) may use. With a persist callback, the last tenth of
+  /// the budget (at most 250 ms) is kept for the persists (5): otherwise a run that ignores its
+  /// stop request would use the whole deadline, and its interrupted status — seed 003's reason
+  /// for persisting at all — could never be saved.
+  static Deadline drain_deadline(Deadline deadline, const OnInterrupted& persist, Clock::time_point started) {
+    if (!persist || deadline.is_never() || deadline.time_point() <= started) return deadline;
+    const auto reserve =
+        std::min<Clock::duration>((deadline.time_point() - started) / 10, std::chrono::milliseconds(250));
+    return Deadline::at(deadline.time_point() - reserve);
   }
 
   static void publish(detail::DrainState& state, std::unique_lock<std::mutex>& lock, DrainReport& report,
