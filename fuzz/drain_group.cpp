@@ -11,24 +11,14 @@
 #include <cstdlib>
 
 #include "support/drain_group_model.hpp"
+#include "support/fuzz_bytes.hpp"
 
 namespace model = teardown_test::drain_group_model;
 
 namespace {
 
-class ByteReader {
- public:
-  ByteReader(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  std::uint8_t next() { return offset_ < size_ ? data_[offset_++] : 0; }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t offset_ = 0;
-};
-
 model::Plan decode(const std::uint8_t* data, std::size_t size) {
-  ByteReader bytes(data, size);
+  teardown_test::FuzzBytes bytes(data, size);
   model::Plan plan;
   const std::uint8_t header = bytes.next();
   plan.patient = header % 4 != 3;

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "support/fuzz_bytes.hpp"
 #include "support/resource_pool_model.hpp"
 
 namespace model = teardown_test::resource_pool_model;
@@ -30,13 +31,14 @@ model::OpKind kind_of(unsigned selector) {
 }
 
 model::Plan decode(const std::uint8_t* data, std::size_t size) {
+  teardown_test::FuzzBytes bytes(data, size);
   model::Plan plan;
-  if (size == 0) return plan;
-  plan.ttl_ticks = (data[0] & 7) % 6;
-  plan.destroy_instead_of_close = (data[0] & 8) != 0;
-  for (std::size_t offset = 1; offset < size && plan.ops.size() < 128; offset += 2) {
-    const unsigned first = data[offset];
-    const unsigned second = offset + 1 < size ? data[offset + 1] : 0;
+  const std::uint8_t header = bytes.next();
+  plan.ttl_ticks = (header & 7) % 6;
+  plan.destroy_instead_of_close = (header & 8) != 0;
+  while (!bytes.exhausted() && plan.ops.size() < 128) {
+    const unsigned first = bytes.next();
+    const unsigned second = bytes.next();
     model::Op op;
     op.kind = kind_of(first & 15);
     op.key = static_cast<int>((first >> 4) & 3);

@@ -9,25 +9,15 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "support/fuzz_bytes.hpp"
 #include "support/scope_guard_model.hpp"
 
 namespace model = teardown_test::scope_guard_model;
 
 namespace {
 
-class ByteReader {
- public:
-  ByteReader(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  std::uint8_t next() { return offset_ < size_ ? data_[offset_++] : 0; }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t offset_ = 0;
-};
-
 model::Nest decode(const std::uint8_t* data, std::size_t size) {
-  ByteReader bytes(data, size);
+  teardown_test::FuzzBytes bytes(data, size);
   model::Nest nest(static_cast<std::size_t>(bytes.next() % 6 + 1));
   for (auto& level : nest) {
     const std::uint8_t flags = bytes.next();

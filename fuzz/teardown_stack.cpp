@@ -13,18 +13,20 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "support/fuzz_bytes.hpp"
 #include "support/teardown_stack_model.hpp"
 
 namespace model = teardown_test::teardown_stack_model;
 
 namespace {
 
-model::Program decode(const std::uint8_t* data, std::size_t size) {
+// Reads the operations that follow byte 0.
+model::Program decode(teardown_test::FuzzBytes& bytes) {
   constexpr std::size_t max_ops = 48;
   model::Program program;
-  for (std::size_t offset = 1; offset < size && program.size() < max_ops; offset += 2) {
-    const unsigned first = data[offset];
-    const unsigned second = offset + 1 < size ? data[offset + 1] : 0;
+  while (!bytes.exhausted() && program.size() < max_ops) {
+    const unsigned first = bytes.next();
+    const unsigned second = bytes.next();
     model::Op op;
     op.kind = static_cast<model::OpKind>(first % model::op_kind_count);
     op.behaviour = static_cast<model::Behaviour>(first / 9 % 3);
@@ -39,8 +41,9 @@ model::Program decode(const std::uint8_t* data, std::size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const int configuration = size > 0 ? data[0] % model::configuration_count : 0;
-  const model::Program program = decode(data, size);
+  teardown_test::FuzzBytes bytes(data, size);
+  const int configuration = bytes.next() % model::configuration_count;
+  const model::Program program = decode(bytes);
   if (const auto mismatch = model::check_one(program, configuration)) {
     std::cerr << "teardown_stack fuzz: " << mismatch->which << " disagrees with the model\n  program:";
     for (const auto& op : program) std::cerr << ' ' << op;

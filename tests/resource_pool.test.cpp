@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -18,6 +17,7 @@
 
 #include "support/catch.hpp"
 #include "support/error_capture.hpp"
+#include "support/gate.hpp"
 
 // Pools and schedulers live on the heap in these tests: TSan names a mutex by its address and
 // std::mutex's destructor does not tell it the mutex died, so two tests' stack objects at one
@@ -26,33 +26,11 @@
 using namespace std::chrono_literals;
 using teardown::ManualScheduler;
 using teardown::ResourcePool;
+using teardown_test::Gate;
 
 namespace {
 
 constexpr auto generous = 10s;
-
-/// A one-shot event with a bounded wait: the only way these tests synchronise.
-class Event {
- public:
-  void set() {
-    std::lock_guard lock(mutex_);  // notify under the lock: the waiter may destroy *this next
-    set_ = true;
-    cv_.notify_all();
-  }
-  [[nodiscard]] bool wait() {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, generous, [&] { return set_; });
-  }
-  [[nodiscard]] bool is_set() {
-    std::lock_guard lock(mutex_);
-    return set_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool set_ = false;
-};
 
 long current_tid() { return static_cast<long>(::syscall(SYS_gettid)); }
 
@@ -104,18 +82,28 @@ struct Ledger {
   }
 };
 
+/// The arrangement most tests share, as a Catch fixture: a pool of Ledger resources with a TTL of
+/// `ttl_seconds` on a scheduler of type Timers, pool and scheduler on the heap (see the note at
+/// the top). Members are destroyed in reverse: the pool, then its scheduler, then the ledger.
+template <int ttl_seconds, class Timers = ManualScheduler>
+struct LedgerPool {
+  Ledger ledger;
+  std::unique_ptr<Timers> timers_on_heap = std::make_unique<Timers>();
+  Timers& timers = *timers_on_heap;
+  std::unique_ptr<ResourcePool<int, Resource>> pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
+      ledger.create(), ledger.finalize(), std::chrono::seconds(ttl_seconds), timers);
+  ResourcePool<int, Resource>& pool = *pool_on_heap;
+};
+using LedgerPoolOnTimerThread = LedgerPool<3600, teardown::TimerThread>;
+
 }  // namespace
 
 // --- seed 002, mirrored ---------------------------------------------------------------------
 
-TEST_CASE("ResourcePool: closing with cleanups pending finalizes them at once and leaves no timer armed",
-          "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 1h, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(
+    LedgerPool<3600>,
+    "ResourcePool: closing with cleanups pending finalizes them at once and leaves no timer armed",
+    "[resource_pool]") {
   { auto a = pool.acquire(1), b = pool.acquire(2); }
   REQUIRE(timers.pending() == 2);
   REQUIRE(ledger.finalized_now().empty());
@@ -127,18 +115,13 @@ TEST_CASE("ResourcePool: closing with cleanups pending finalizes them at once an
   CHECK(pool.size() == 0);
 }
 
-TEST_CASE("ResourcePool: destroying the pool with cleanups pending on the timer thread leaves no timer armed",
-          "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<teardown::TimerThread>();
-  auto& timers = *timers_on_heap;
-  {
-    auto pool_on_heap =
-        std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 1h, timers);
-    auto& pool = *pool_on_heap;
-    { auto a = pool.acquire(1), b = pool.acquire(2), c = pool.acquire(3); }
-    REQUIRE(timers.pending() == 3);
-  }
+TEST_CASE_METHOD(
+    LedgerPoolOnTimerThread,
+    "ResourcePool: destroying the pool with cleanups pending on the timer thread leaves no timer armed",
+    "[resource_pool]") {
+  { auto a = pool.acquire(1), b = pool.acquire(2), c = pool.acquire(3); }
+  REQUIRE(timers.pending() == 3);
+  pool_on_heap.reset();
   CHECK(ledger.finalized_now().size() == 3);
   CHECK(timers.pending() == 0);
 }
@@ -151,7 +134,7 @@ TEST_CASE("ResourcePool: a cleanup already running finishes before a re-acquire 
     std::lock_guard lock(log_mutex);
     log.push_back(std::move(what));
   };
-  Event finalize_entered, finalize_may_finish;
+  Gate finalize_entered, finalize_may_finish;
   int created = 0;
   auto timers_on_heap = std::make_unique<ManualScheduler>();
   auto& timers = *timers_on_heap;
@@ -162,28 +145,28 @@ TEST_CASE("ResourcePool: a cleanup already running finishes before a re-acquire 
       },
       [&](const int&, Resource& resource) {
         note("finalize begins " + std::to_string(resource.serial));
-        finalize_entered.set();
-        static_cast<void>(finalize_may_finish.wait());  // no Catch assertion off the main thread
+        finalize_entered.open();
+        static_cast<void>(finalize_may_finish.wait(generous));  // no Catch assertion off the main thread
         note("finalize ends " + std::to_string(resource.serial));
       },
       10s, timers);
   auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(7); }
   std::thread expiring([&] { timers.advance(10s); });
-  REQUIRE(finalize_entered.wait());
+  REQUIRE(finalize_entered.wait(generous));
 
   std::atomic<long> acquirer_tid{0};
-  Event acquirer_started;
+  Gate acquirer_started;
   int reacquired_serial = -1;
   std::thread acquirer([&] {
     acquirer_tid = current_tid();
-    acquirer_started.set();
+    acquirer_started.open();
     auto lease = pool.acquire(7);
     reacquired_serial = lease->serial;
   });
-  REQUIRE(acquirer_started.wait());
+  REQUIRE(acquirer_started.wait(generous));
   REQUIRE(wait_until_blocked(acquirer_tid));
-  finalize_may_finish.set();
+  finalize_may_finish.open();
   acquirer.join();
   expiring.join();
 
@@ -193,51 +176,46 @@ TEST_CASE("ResourcePool: a cleanup already running finishes before a re-acquire 
 
 TEST_CASE("ResourcePool: clear racing a running cleanup waits for it and the resource is finalized once",
           "[resource_pool]") {
-  Event finalize_entered, finalize_may_finish;
+  Gate finalize_entered, finalize_may_finish;
   std::atomic<int> finalized{0};
   auto timers_on_heap = std::make_unique<ManualScheduler>();
   auto& timers = *timers_on_heap;
   auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
       [](const int&) { return Resource{0}; },
       [&](const int&, Resource&) {
-        finalize_entered.set();
-        static_cast<void>(finalize_may_finish.wait());  // no Catch assertion off the main thread
+        finalize_entered.open();
+        static_cast<void>(finalize_may_finish.wait(generous));  // no Catch assertion off the main thread
         ++finalized;
       },
       10s, timers);
   auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(7); }
   std::thread expiring([&] { timers.advance(10s); });
-  REQUIRE(finalize_entered.wait());
+  REQUIRE(finalize_entered.wait(generous));
 
   std::atomic<long> clearer_tid{0};
-  Event clearer_started, clear_returned;
+  Gate clearer_started, clear_returned;
   std::thread clearer([&] {
     clearer_tid = current_tid();
-    clearer_started.set();
+    clearer_started.open();
     pool.clear(7);  // must neither throw nor finalize a second time
-    clear_returned.set();
+    clear_returned.open();
   });
-  REQUIRE(clearer_started.wait());
+  REQUIRE(clearer_started.wait(generous));
   REQUIRE(wait_until_blocked(clearer_tid));
-  CHECK_FALSE(clear_returned.is_set());
-  finalize_may_finish.set();
+  CHECK_FALSE(clear_returned.is_open());
+  finalize_may_finish.open();
   clearer.join();
   expiring.join();
 
-  CHECK(clear_returned.is_set());
+  CHECK(clear_returned.is_open());
   CHECK(finalized == 1);
   CHECK(pool.size() == 0);
   CHECK_THROWS_AS(pool.clear(7), std::out_of_range);
 }
 
-TEST_CASE("ResourcePool: the TTL starts only after the last lease is released", "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: the TTL starts only after the last lease is released",
+                 "[resource_pool]") {
   auto first = pool.acquire(1);
   { auto second = pool.acquire(1); }
   timers.advance(1h);
@@ -252,14 +230,9 @@ TEST_CASE("ResourcePool: the TTL starts only after the last lease is released", 
   CHECK(pool.size() == 0);
 }
 
-TEST_CASE("ResourcePool: a re-acquire within the TTL reuses the same object and cancels its cleanup",
-          "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<10>,
+                 "ResourcePool: a re-acquire within the TTL reuses the same object and cancels its cleanup",
+                 "[resource_pool]") {
   const Resource* first_address = nullptr;
   {
     auto lease = pool.acquire(1);
@@ -278,13 +251,8 @@ TEST_CASE("ResourcePool: a re-acquire within the TTL reuses the same object and 
 
 // --- the rest of the contract ---------------------------------------------------------------
 
-TEST_CASE("ResourcePool: with a zero TTL the last release finalizes at once", "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 0s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<0>, "ResourcePool: with a zero TTL the last release finalizes at once",
+                 "[resource_pool]") {
   { auto lease = pool.acquire(1); }
   CHECK(ledger.finalized_now() == std::vector<int>{0});
   CHECK(timers.pending() == 0);
@@ -329,37 +297,22 @@ TEST_CASE("ResourcePool: a Finalize that throws reaches the error handler and th
   CHECK_THROWS_AS(pool.clear(1), std::out_of_range);
 }
 
-TEST_CASE("ResourcePool: clear of an absent key throws std::out_of_range", "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: clear of an absent key throws std::out_of_range",
+                 "[resource_pool]") {
   CHECK_THROWS_AS(pool.clear(1), std::out_of_range);
 }
 
-TEST_CASE("ResourcePool: clear of a leased key throws std::logic_error and finalizes nothing",
-          "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<10>,
+                 "ResourcePool: clear of a leased key throws std::logic_error and finalizes nothing",
+                 "[resource_pool]") {
   auto lease = pool.acquire(1);
   CHECK_THROWS_AS(pool.clear(1), std::logic_error);
   CHECK(ledger.finalized_now().empty());
   CHECK(pool.leases(1) == 1);
 }
 
-TEST_CASE("ResourcePool: clear of an idle key finalizes it now and cancels its timer", "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: clear of an idle key finalizes it now and cancels its timer",
+                 "[resource_pool]") {
   { auto lease = pool.acquire(1); }
   REQUIRE(timers.pending() == 1);
   pool.clear(1);
@@ -369,13 +322,8 @@ TEST_CASE("ResourcePool: clear of an idle key finalizes it now and cancels its t
   CHECK(ledger.finalized_now().size() == 1);
 }
 
-TEST_CASE("ResourcePool: a lease released after close finalizes its resource at once", "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: a lease released after close finalizes its resource at once",
+                 "[resource_pool]") {
   auto lease = pool.acquire(1);
   pool.close(teardown::Deadline::never());
   CHECK(ledger.finalized_now().empty());
@@ -384,13 +332,8 @@ TEST_CASE("ResourcePool: a lease released after close finalizes its resource at 
   CHECK(timers.pending() == 0);
 }
 
-TEST_CASE("ResourcePool: acquire after close throws std::logic_error", "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: acquire after close throws std::logic_error",
+                 "[resource_pool]") {
   pool.close(teardown::Deadline::never());
   CHECK(pool.closed());
   CHECK_THROWS_AS(pool.acquire(1), std::logic_error);
@@ -414,14 +357,9 @@ TEST_CASE("ResourcePool: Create and Finalize run outside the pool's lock", "[res
   CHECK(size_seen_in_finalize == 0);
 }
 
-TEST_CASE("ResourcePool: a moved-from lease releases nothing; the moved-to lease releases once",
-          "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 0s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(LedgerPool<0>,
+                 "ResourcePool: a moved-from lease releases nothing; the moved-to lease releases once",
+                 "[resource_pool]") {
   auto lease = pool.acquire(1);
   {
     auto moved = std::move(lease);
@@ -435,31 +373,26 @@ TEST_CASE("ResourcePool: a moved-from lease releases nothing; the moved-to lease
 
 TEST_CASE("ResourcePool: a TTL cleanup on the default scheduler runs on its timer thread",
           "[resource_pool]") {
-  Event finalized;
+  Gate finalized;
   std::thread::id finalized_on;
   auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>([](const int&) { return Resource{0}; },
                                                                     [&](const int&, Resource&) {
                                                                       finalized_on =
                                                                           std::this_thread::get_id();
-                                                                      finalized.set();
+                                                                      finalized.open();
                                                                     },
                                                                     1ms);
   auto& pool = *pool_on_heap;
   const auto released_at = teardown::Clock::now();
   { auto lease = pool.acquire(1); }
-  REQUIRE(finalized.wait());
+  REQUIRE(finalized.wait(generous));
   CHECK(teardown::Clock::now() - released_at >= 1ms);
   CHECK(finalized_on != std::this_thread::get_id());
 }
 
-TEST_CASE("ResourcePool: is Closeable and can be closed through close_within", "[resource_pool]") {
+TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: is Closeable and can be closed through close_within",
+                 "[resource_pool]") {
   static_assert(teardown::Closeable<ResourcePool<int, Resource>>);
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<ManualScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(1); }
   teardown::close_within(pool, teardown::Deadline::after(1s));
   CHECK(ledger.finalized_now() == std::vector<int>{0});
@@ -467,7 +400,7 @@ TEST_CASE("ResourcePool: is Closeable and can be closed through close_within", "
 
 TEST_CASE("ResourcePool: close returns by its deadline while a cleanup runs on the scheduler",
           "[resource_pool]") {
-  Event finalize_entered, finalize_may_finish;
+  Gate finalize_entered, finalize_may_finish;
   auto timers_on_heap = std::make_unique<ManualScheduler>();
   auto& timers = *timers_on_heap;
   std::thread expiring;
@@ -475,19 +408,19 @@ TEST_CASE("ResourcePool: close returns by its deadline while a cleanup runs on t
     auto pool_on_heap = std::make_unique<ResourcePool<int, Resource>>(
         [](const int&) { return Resource{0}; },
         [&](const int&, Resource&) {
-          finalize_entered.set();
-          static_cast<void>(finalize_may_finish.wait());  // no Catch assertion off the main thread
+          finalize_entered.open();
+          static_cast<void>(finalize_may_finish.wait(generous));  // no Catch assertion off the main thread
         },
         10s, timers);
     auto& pool = *pool_on_heap;
     { auto lease = pool.acquire(1); }
     expiring = std::thread([&] { timers.advance(10s); });
-    REQUIRE(finalize_entered.wait());
+    REQUIRE(finalize_entered.wait(generous));
 
     const auto started = teardown::Clock::now();
     pool.close(teardown::Deadline::after(20ms));
     CHECK(teardown::Clock::now() - started < 20ms + 1s);
-    finalize_may_finish.set();
+    finalize_may_finish.open();
   }  // the destructor waits for the running cleanup: nothing refers to the pool afterwards
   expiring.join();
   CHECK(timers.pending() == 0);
@@ -587,12 +520,12 @@ TEST_CASE("TimerThread: a cancelled timer never runs and a due one runs once", "
   auto timers_on_heap = std::make_unique<teardown::TimerThread>();
   auto& timers = *timers_on_heap;
   std::atomic<int> cancelled_runs{0};
-  Event due_ran;
+  Gate due_ran;
   const auto id = timers.arm(1h, [&] { ++cancelled_runs; });
   CHECK(timers.cancel(id));
   CHECK_FALSE(timers.cancel(id));
-  timers.arm(1ms, [&] { due_ran.set(); });
-  CHECK(due_ran.wait());
+  timers.arm(1ms, [&] { due_ran.open(); });
+  CHECK(due_ran.wait(generous));
   CHECK(cancelled_runs == 0);
   CHECK(timers.pending() == 0);
 }
@@ -636,16 +569,14 @@ class SteppedScheduler final : public teardown::Scheduler {
   TimerId last_id_ = 0;
 };
 
+using SteppedLedgerPool = LedgerPool<10, SteppedScheduler>;
+
 }  // namespace
 
-TEST_CASE("ResourcePool: a timer callback that lost the race to a re-acquire does nothing when it runs",
-          "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<SteppedScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
+TEST_CASE_METHOD(
+    SteppedLedgerPool,
+    "ResourcePool: a timer callback that lost the race to a re-acquire does nothing when it runs",
+    "[resource_pool]") {
   { auto lease = pool.acquire(1); }
   auto late_callback = timers.take(timers.last_armed());  // fired, not yet run
 
@@ -660,16 +591,11 @@ TEST_CASE("ResourcePool: a timer callback that lost the race to a re-acquire doe
   CHECK(ledger.finalized_now() == std::vector<int>{0});
 }
 
-TEST_CASE(
+TEST_CASE_METHOD(
+    SteppedLedgerPool,
     "ResourcePool: clear and re-create while a stale timer callback is outstanding keep each resource "
     "finalized once",
     "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<SteppedScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
-  auto& pool = *pool_on_heap;
   { auto lease = pool.acquire(1); }
   auto late_callback = timers.take(timers.last_armed());
 
@@ -687,32 +613,28 @@ TEST_CASE(
   CHECK(ledger.finalized_now() == std::vector<int>{0, 1});
 }
 
-TEST_CASE("ResourcePool: destroying the pool waits for a timer callback already taken to run",
-          "[resource_pool]") {
-  Ledger ledger;
-  auto timers_on_heap = std::make_unique<SteppedScheduler>();
-  auto& timers = *timers_on_heap;
-  auto pool_on_heap =
-      std::make_unique<ResourcePool<int, Resource>>(ledger.create(), ledger.finalize(), 10s, timers);
+TEST_CASE_METHOD(SteppedLedgerPool,
+                 "ResourcePool: destroying the pool waits for a timer callback already taken to run",
+                 "[resource_pool]") {
   { auto lease = pool_on_heap->acquire(1); }
   auto late_callback = timers.take(timers.last_armed());
 
   std::atomic<long> destroyer_tid{0};
-  Event destroyer_started, destroyed;
+  Gate destroyer_started, destroyed;
   std::thread destroyer([&] {
     destroyer_tid = current_tid();
-    destroyer_started.set();
+    destroyer_started.open();
     pool_on_heap.reset();  // finalizes the entry itself, then must wait for the late callback
-    destroyed.set();
+    destroyed.open();
   });
-  REQUIRE(destroyer_started.wait());
+  REQUIRE(destroyer_started.wait(generous));
   REQUIRE(wait_until_blocked(destroyer_tid));
-  CHECK_FALSE(destroyed.is_set());
+  CHECK_FALSE(destroyed.is_open());
   CHECK(ledger.finalized_now() == std::vector<int>{0});
 
   late_callback();  // the pool is still alive for it
   destroyer.join();
-  CHECK(destroyed.is_set());
+  CHECK(destroyed.is_open());
   CHECK(ledger.finalized_now() == std::vector<int>{0});
   CHECK(timers.pending() == 0);
 }

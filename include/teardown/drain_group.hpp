@@ -38,6 +38,7 @@
 
 #include "core.hpp"
 #include "detail/futex.hpp"
+#include "detail/wait.hpp"
 
 namespace teardown {
 
@@ -281,11 +282,7 @@ inline std::vector<std::string> persist_interrupted(const OnInterrupted& persist
     std::unique_lock lock(job->mutex);
     try {
       std::thread([job] { job->run(); }).detach();
-      if (deadline.is_never()) {
-        job->progressed.wait(lock, [&] { return job->finished; });
-      } else {
-        job->progressed.wait_until(lock, deadline.time_point(), [&] { return job->finished; });
-      }
+      detail::wait_until(job->progressed, lock, deadline, [&] { return job->finished; });
     } catch (const std::system_error& error) {
       job->reasons.assign(job->ids.size(),
                           std::string("the persist thread could not start: ") + error.what());

@@ -39,6 +39,7 @@
 #include "core.hpp"
 #include "detail/env_parse.hpp"
 #include "detail/parent_watch_sys.hpp"
+#include "detail/wait.hpp"
 #include "unique_resource.hpp"
 
 namespace teardown {
@@ -330,14 +331,19 @@ class ParentWatch {
     return true;
   }
 
+  // A pidfd or kqueue descriptor watching the parent; failing with ESRCH means the parent is
+  // already gone, which is a successful setup that fires at once. False (errno kept) otherwise.
+  static bool adopt_process_fd(State& state, int fd, Detect mechanism) {
+    if (fd < 0 && errno != ESRCH) return false;
+    state.death_fd.reset(fd);
+    state.gone_at_start = fd < 0;
+    state.mechanism = mechanism;
+    return true;
+  }
+
   static bool open_pidfd(State& state, bool required) {
     const int fd = detail::pidfd_open(state.expected_ppid);
-    if (fd >= 0 || errno == ESRCH) {
-      state.death_fd.reset(fd);
-      state.gone_at_start = fd < 0;
-      state.mechanism = Detect::pidfd;
-      return true;
-    }
+    if (adopt_process_fd(state, fd, Detect::pidfd)) return true;
     if (required) {
       detail::watch_sys::throw_errno(errno, "ParentWatch: Detect::pidfd: pidfd_open(" +
                                                 std::to_string(state.expected_ppid) +
@@ -349,12 +355,7 @@ class ParentWatch {
   static bool open_kqueue(State& state, bool required) {
 #if defined(TEARDOWN_WATCH_HAVE_KQUEUE)
     const int fd = detail::watch_sys::kqueue_watch_exit(state.expected_ppid);
-    if (fd >= 0 || errno == ESRCH) {
-      state.death_fd.reset(fd);
-      state.gone_at_start = fd < 0;
-      state.mechanism = Detect::kqueue;
-      return true;
-    }
+    if (adopt_process_fd(state, fd, Detect::kqueue)) return true;
     if (required) {
       detail::watch_sys::throw_errno(errno, "ParentWatch: Detect::kqueue: EVFILT_PROC on pid " +
                                                 std::to_string(state.expected_ppid) + " failed");
@@ -516,11 +517,7 @@ class ParentWatch {
 
   static bool wait_finished(State& state, Deadline deadline) {
     std::unique_lock lock(state.mutex);
-    if (deadline.is_never()) {
-      state.finished_cv.wait(lock, [&] { return state.finished; });
-      return true;
-    }
-    return state.finished_cv.wait_until(lock, deadline.time_point(), [&] { return state.finished; });
+    return detail::wait_until(state.finished_cv, lock, deadline, [&] { return state.finished; });
   }
 
   static void watch(State& state) {

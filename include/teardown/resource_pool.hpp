@@ -37,6 +37,7 @@
 
 #include "core.hpp"
 #include "detail/timer_heap.hpp"
+#include "detail/wait.hpp"
 
 namespace teardown {
 
@@ -393,11 +394,7 @@ class PoolCore {
       changed_.notify_all();
     }
     const auto quiet = [this] { return callbacks_outstanding_ == 0 && condemned_ == 0; };
-    if (deadline.is_never()) {
-      changed_.wait(lock, quiet);
-    } else {
-      changed_.wait_until(lock, deadline.time_point(), quiet);
-    }
+    detail::wait_until(changed_, lock, deadline, quiet);
   }
 
   [[nodiscard]] bool closed() const {

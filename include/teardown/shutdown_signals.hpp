@@ -35,6 +35,7 @@
 
 #include "core.hpp"
 #include "detail/parent_watch_sys.hpp"
+#include "detail/wait.hpp"
 #include "unique_resource.hpp"
 
 namespace teardown {
@@ -251,11 +252,7 @@ class ShutdownSignals {
 
   static bool wait_finished(State& state, Deadline deadline) {
     std::unique_lock lock(state.mutex);
-    if (deadline.is_never()) {
-      state.finished_cv.wait(lock, [&] { return state.finished; });
-      return true;
-    }
-    return state.finished_cv.wait_until(lock, deadline.time_point(), [&] { return state.finished; });
+    return detail::wait_until(state.finished_cv, lock, deadline, [&] { return state.finished; });
   }
 
   std::shared_ptr<State> state_;

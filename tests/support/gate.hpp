@@ -14,10 +14,8 @@ namespace teardown_test {
 class Gate {
  public:
   void open() {
-    {
-      std::lock_guard lock(mutex_);
-      open_ = true;
-    }
+    std::lock_guard lock(mutex_);  // notify under the lock: a waiter may destroy the gate next
+    open_ = true;
     opened_.notify_all();
   }
 
