@@ -111,7 +111,8 @@ class ProcessCleanup {
     for (pid_t pid : pids_) {
       ::kill(pid, SIGKILL);
       int status = 0;
-      (void)teardown::detail::retry_eintr([&] { return ::waitpid(pid, &status, 0); });  // ECHILD: not ours, or reaped
+      (void)teardown::detail::retry_eintr(
+          [&] { return ::waitpid(pid, &status, 0); });  // ECHILD: not ours, or reaped
     }
   }
 
