@@ -829,7 +829,7 @@ class TeardownStack {
 
   template <class Action>
   StepHandle push_action(std::size_t stage, std::string_view name, Action&& action) {
-    using A = std::remove_cvref_t<Action>;
+    using A = std::decay_t<Action>;  // decay: a plain function is stored as a function pointer
     if constexpr (std::is_invocable_v<A&, Deadline> || std::is_invocable_v<A&>) {
       static_assert(std::is_constructible_v<A, Action>,
                     "teardown::TeardownStack: the action must be copy- or move-constructible");
