@@ -97,7 +97,10 @@ TEST_CASE("DrainGroup: shutdown cancels in-flight work, waits for it and persist
   REQUIRE(runs.spawn("t-drain", [&](std::stop_token stop) {
     started.open();
     Gate never;
-    if (!never.wait(stop)) saw_cancellation = true;
+    if (!never.wait(stop)) {
+      saw_cancellation = true;
+      throw teardown::Cancelled();  // acknowledges the stop: the run did not finish
+    }
   }));
   REQUIRE(started.wait());
 
@@ -248,10 +251,10 @@ TEST_CASE("DrainGroup: work that completes during the drain keeps its completed 
     Gate never;
     never.wait(stop);
     finished_after_stop = stop.stop_requested();
-    // The run had effectively finished: it swallows the stop and records success.
+    // The run had effectively finished: it returns normally, which is success (seed 003).
   }));
   REQUIRE(started.wait());
-  // Spawned work's default would be `cancelled` after a stop; a ticket that says otherwise:
+  // A ticket held by hand says so with finish():
   auto ticket = runs.enter("t-explicit");
   std::thread finisher([&ticket] {
     Gate never;
@@ -265,9 +268,69 @@ TEST_CASE("DrainGroup: work that completes during the drain keeps its completed 
   finisher.join();
 
   CHECK(finished_after_stop);
-  CHECK(report.completed == 1);  // t-explicit
-  CHECK(report.cancelled == 1);  // t-complete returned without finish() after the stop
-  CHECK(persisted.snapshot() == std::vector<std::string>{"t-complete"});
+  CHECK(report.completed == 2);  // t-explicit, and t-complete: a plain return is completed
+  CHECK(report.cancelled == 0);
+  CHECK(persisted.snapshot().empty());  // nothing completed is persisted as interrupted
+}
+
+TEST_CASE("DrainGroup: spawned work that ignores the stop and returns during the drain is completed",
+          "[drain_group]") {
+  DrainGroup runs;
+  Gate started;
+  Gate finish_run;
+  REQUIRE(runs.spawn("run-1", [&](std::stop_token) {
+    started.open();
+    finish_run.wait();  // the run's own work, unaware of the stop request
+  }));
+  REQUIRE(started.wait());
+  PersistLog persisted;
+  std::thread finisher([&] {
+    Gate never;
+    never.wait(runs.stop_token());  // the drain has begun
+    finish_run.open();
+  });
+  const auto report = runs.shutdown(Deadline::after(30s), persisted.callback());
+  finisher.join();
+  CHECK(report.completed == 1);
+  CHECK(report.cancelled == 0);
+  CHECK(report.abandoned == 0);
+  CHECK(persisted.snapshot().empty());
+}
+
+TEST_CASE("DrainGroup: spawned work that throws teardown::Cancelled is cancelled and persisted",
+          "[drain_group]") {
+  teardown_test::ErrorCapture errors;
+  DrainGroup runs;
+  REQUIRE(runs.spawn("run-c", [](std::stop_token stop) {
+    Gate never;
+    never.wait(stop);
+    throw teardown::Cancelled();
+  }));
+  PersistLog persisted;
+  const auto report = runs.shutdown(Deadline::after(30s), persisted.callback());
+  CHECK(report.cancelled == 1);
+  CHECK(report.failed == 0);
+  CHECK(persisted.snapshot() == std::vector<std::string>{"run-c"});
+  CHECK(errors.errors().empty());  // an acknowledged stop is not an error
+}
+
+TEST_CASE("DrainGroup: spawned work that returns an Outcome reports that outcome", "[drain_group]") {
+  DrainGroup runs;
+  REQUIRE(runs.spawn("run-o", [](std::stop_token stop) {
+    Gate never;
+    never.wait(stop);
+    return stop.stop_requested() ? Outcome::cancelled : Outcome::completed;
+  }));
+  REQUIRE(runs.spawn("run-ok", [](std::stop_token stop) {
+    Gate never;
+    never.wait(stop);
+    return Outcome::completed;
+  }));
+  PersistLog persisted;
+  const auto report = runs.shutdown(Deadline::after(30s), persisted.callback());
+  CHECK(report.cancelled == 1);
+  CHECK(report.completed == 1);
+  CHECK(persisted.snapshot() == std::vector<std::string>{"run-o"});
 }
 
 TEST_CASE("DrainGroup: a persist callback that throws is logged with the id and listed", "[drain_group]") {
@@ -278,6 +341,7 @@ TEST_CASE("DrainGroup: a persist callback that throws is logged with the id and 
     started.open();
     Gate never;
     never.wait(stop);
+    throw teardown::Cancelled();  // acknowledges the stop: interrupted, so persisted
   }));
   REQUIRE(started.wait());
 

@@ -119,6 +119,7 @@ TEST_CASE("DrainGroup: spawned work from many threads is drained completely", "[
           ++ran;
           teardown_test::Gate never;
           never.wait(stop);
+          throw teardown::Cancelled();  // acknowledges the stop
         });
         if (spawned.fetch_add(1) + 1 == 32) all_spawned.open();
       }

@@ -516,6 +516,18 @@ TEST_CASE("ManualScheduler: advance runs each due timer with now() at its due ti
   CHECK(timers.pending() == 0);
 }
 
+TEST_CASE("ManualScheduler: advancing by a huge duration saturates at the end of time", "[resource_pool]") {
+  ManualScheduler timers;
+  timers.advance(1s);  // now() is past the epoch: now() + duration::max() would overflow
+  int ran = 0;
+  timers.arm(1h, [&] { ++ran; });
+  timers.advance(teardown::Clock::duration::max());
+  CHECK(ran == 1);
+  CHECK(timers.now() == teardown::Clock::time_point::max());
+  timers.advance(1s);  // already at the end: stays there
+  CHECK(timers.now() == teardown::Clock::time_point::max());
+}
+
 TEST_CASE("TimerThread: a cancelled timer never runs and a due one runs once", "[resource_pool]") {
   auto timers_on_heap = std::make_unique<teardown::TimerThread>();
   auto& timers = *timers_on_heap;

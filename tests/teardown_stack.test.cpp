@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include "support/catch.hpp"
 #include "support/error_capture.hpp"
+#include "support/gate.hpp"
 
 namespace {
 
@@ -770,4 +772,92 @@ TEST_CASE("TeardownStack: cancels racing a close either win or see the step run,
   stack.close();
   canceller.join();
   CHECK(runs.load() + cancelled.load() == steps);
+}
+
+namespace {
+int plain_function_calls = 0;
+void flush_logs_plain_function() { ++plain_function_calls; }
+}  // namespace
+
+TEST_CASE("TeardownStack: a plain function can be pushed as a step", "[teardown_stack]") {
+  plain_function_calls = 0;
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("logs", flush_logs_plain_function);
+  stack.push("logs by pointer", &flush_logs_plain_function);
+  stack.close();
+  CHECK(plain_function_calls == 2);
+}
+
+TEST_CASE("TeardownStack: a rollback racing a close keeps the plan order and close waits for it",
+          "[teardown_stack][threads]") {
+  using RacePlan = teardown::Plan<teardown::Stage<"webhook">, teardown::Stage<"ctx", "owns the DB: last">>;
+  Journal journal;
+  teardown_test::Gate webhook_started;
+  teardown_test::Gate release_webhook;
+  teardown_test::Gate ctx_ran;
+  std::atomic<bool> webhook_running{false};
+  std::atomic<bool> ctx_ran_while_webhook_ran{false};
+  teardown::TeardownStack<RacePlan> stack(nullptr);
+  teardown::TeardownReport rollback_report;
+  std::thread startup([&] {
+    auto transaction = stack.transaction();
+    stack.push<"ctx">([&] {
+      if (webhook_running) ctx_ran_while_webhook_ran = true;
+      journal.add("ctx");
+      ctx_ran.open();
+    });
+    stack.push<"webhook">([&] {
+      webhook_running = true;
+      webhook_started.open();
+      release_webhook.wait();
+      journal.add("webhook");
+      webhook_running = false;
+    });
+    rollback_report = transaction.rollback();  // startup failed
+  });
+  REQUIRE(webhook_started.wait());
+  const teardown::TeardownReport* close_report = nullptr;
+  std::thread closer([&] { close_report = &stack.close(); });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!stack.closing() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+  REQUIRE(stack.closing());
+  // Before the fix, close tore down "ctx" at once while "webhook" still ran; it must wait instead.
+  // (Expected to time out: the wait is the chance for the wrong order to show itself.)
+  CHECK_FALSE(ctx_ran.wait(std::chrono::milliseconds(200)));
+  release_webhook.open();
+  closer.join();
+  CHECK(journal.entries() == std::vector<std::string>{"webhook", "ctx"});  // close returned after both
+  startup.join();
+  CHECK_FALSE(ctx_ran_while_webhook_ran);
+  CHECK(names_of(rollback_report) == std::vector<std::string>{"webhook"});
+  REQUIRE(close_report != nullptr);
+  CHECK(names_of(*close_report) == std::vector<std::string>{"webhook", "ctx"});
+}
+
+TEST_CASE("TeardownStack: a rollback that starts after close began leaves its steps to close and waits",
+          "[teardown_stack][threads]") {
+  Journal journal;
+  teardown_test::Gate close_started;
+  teardown_test::Gate release_close;
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("older", [&] {
+    close_started.open();
+    release_close.wait();
+    journal.add("older");
+  });
+  std::optional<teardown::TeardownStack<>::Transaction> transaction(stack.transaction());
+  stack.push("newer", journal.step("newer"));
+  std::thread closer([&] { stack.close(); });
+  REQUIRE(close_started.wait());
+  teardown::TeardownReport rollback_report;
+  std::thread startup([&] {
+    rollback_report = transaction->rollback();
+    journal.add("rollback returned");
+  });
+  release_close.open();
+  startup.join();
+  closer.join();
+  // LIFO: close took "newer" before "older"; the rollback returned only once close had finished.
+  CHECK(journal.entries() == std::vector<std::string>{"newer", "older", "rollback returned"});
+  CHECK(rollback_report.steps.empty());
 }

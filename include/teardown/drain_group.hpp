@@ -444,9 +444,12 @@ class DrainGroup {
 
   /// Runs `work(std::stop_token)` on a new thread the group owns, holding a ticket named `id`
   /// (anonymous if empty). Returns false, without running anything, once shutdown began. The
-  /// work's outcome follows the Ticket rules; an exception it throws is `failed` and goes to
-  /// the error handler. The callable is destroyed before the ticket leaves, so nothing it
-  /// captured is touched once the drain has seen the work end.
+  /// work's outcome: a normal return is `completed`, even after stop was requested (seed 003: a
+  /// run that finishes during the drain keeps its status and is not persisted as interrupted);
+  /// if `work` returns an `Outcome`, that outcome; throwing `teardown::Cancelled` is `cancelled`
+  /// (the way to acknowledge the stop); any other exception is `failed` and goes to the error
+  /// handler. The callable is destroyed before the ticket leaves, so nothing it captured is
+  /// touched once the drain has seen the work end.
   template <class F>
   bool spawn(std::string_view id, F&& work) {
     using Work = std::decay_t<F>;
@@ -457,11 +460,22 @@ class DrainGroup {
     if (!ticket) return false;
     std::thread([ticket = std::move(*ticket), held = std::optional<Work>(std::forward<F>(work))]() mutable {
       try {
-        std::invoke(*held, ticket.stop_token());
+        if constexpr (std::is_same_v<std::invoke_result_t<Work&, std::stop_token>, Outcome>) {
+          ticket.finish(std::invoke(*held, ticket.stop_token()));
+        } else {
+          std::invoke(*held, ticket.stop_token());
+          ticket.finish(Outcome::completed);  // it returned: it finished (seed 003's status rule)
+        }
+      } catch (const Cancelled&) {
+        ticket.finish(Outcome::cancelled);  // the work acknowledged the stop
       } catch (...) {
         ticket.finish(Outcome::failed);
-        const std::string context = "DrainGroup::spawn: work '" + std::string(ticket.id()) + "' threw";
-        report_error(std::current_exception(), context);
+        const std::exception_ptr error = std::current_exception();
+        try {
+          report_error(error, "DrainGroup::spawn: work '" + std::string(ticket.id()) + "' threw");
+        } catch (...) {  // no memory for the id: the literal still says what happened
+          report_error(error, "DrainGroup::spawn: spawned work threw");
+        }
       }
       held.reset();
     }).detach();
@@ -570,15 +584,29 @@ class DrainGroup {
     return Deadline::at(deadline.time_point() - reserve);
   }
 
+  /// Ends the drain for every caller, whatever happens: the phase becomes closed and waiters are
+  /// woken even if the report cannot be copied (out of memory), in which case later callers get
+  /// the counts without the id lists. Notifies under the lock: a waiter that sees `closed` may
+  /// destroy the group (and its condition variable) as soon as it can return.
   static void publish(detail::DrainState& state, std::unique_lock<std::mutex>& lock, DrainReport& report,
-                      Clock::time_point started) {
+                      Clock::time_point started) noexcept {
     report.took = Clock::now() - started;
     state.outcomes_decided = true;
-    state.report = report;  // may throw bad_alloc; the phase below is set regardless
+    try {
+      state.report = report;
+    } catch (...) {
+      DrainReport counts_only;  // no allocation: the vectors stay empty
+      counts_only.completed = report.completed;
+      counts_only.failed = report.failed;
+      counts_only.cancelled = report.cancelled;
+      counts_only.abandoned = report.abandoned;
+      counts_only.took = report.took;
+      state.report.emplace(std::move(counts_only));
+    }
     state.phase = detail::DrainState::Phase::closed;
     state.leader = {};
-    lock.unlock();
     state.report_ready.notify_all();
+    lock.unlock();
   }
 
   static void wait_for_drain(detail::DrainState& state, Deadline deadline) noexcept {

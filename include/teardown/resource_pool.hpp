@@ -191,7 +191,9 @@ class ManualScheduler final : public Scheduler {
   /// Moves time forward by `by`, running every timer that falls due on the way.
   void advance(Clock::duration by) {
     std::unique_lock lock(mutex_);
-    const auto target = now_ + std::max(by, Clock::duration{});
+    const auto step = std::max(by, Clock::duration{});
+    const auto headroom = Clock::time_point::max() - now_;
+    const auto target = step >= headroom ? Clock::time_point::max() : now_ + step;  // saturates like arm
     while (!timers_.empty() && timers_.next_due() <= target) {
       auto fired = timers_.pop();
       now_ = std::max(now_, fired.when);

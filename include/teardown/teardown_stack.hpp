@@ -659,17 +659,23 @@ class TeardownStack {
       state_ = StackState::closing;
       closing_thread_ = std::this_thread::get_id();
       close_deadline_ = deadline;
+      // One thread tears down at a time: a rollback running a step finishes it, hands the rest
+      // of its steps to this close and lets go (unless this close runs inside that very step).
+      const bool inside_rollback_step = rolling_back_ && rollback_thread_ == closing_thread_;
+      if (!inside_rollback_step) closed_.wait(lock, [this] { return !rolling_back_; });
       try {
-        report_.steps.reserve(pending_count_);
+        report_.steps.reserve(report_.steps.size() + pending_count_);
       } catch (...) {  // the report grows step by step instead
       }
     }
-    run_steps(0, deadline, report_.steps);
-    {
-      std::lock_guard lock(mutex_);
-      state_ = StackState::closed;
-    }
-    closed_.notify_all();
+    run_steps(0, deadline, report_.steps, false);
+    std::unique_lock lock(mutex_);
+    state_ = StackState::closed;
+    closed_.notify_all();  // under the lock: a waiter that sees `closed` may destroy the stack
+    // Rollbacks waiting for this close leave before it returns, so the owner may destroy the
+    // stack once close() returns (the rollback of this thread's own step, if any, excepted).
+    const std::size_t own = (rolling_back_ && rollback_thread_ == closing_thread_) ? 1 : 0;
+    closed_.wait(lock, [this, own] { return rollbacks_inside_ <= own; });
     return report_;
   }
 
@@ -983,9 +989,38 @@ class TeardownStack {
     return true;
   }
 
+  /// Tears down the steps registered at or after `first_sequence`. Only one thread tears down at
+  /// a time: rollbacks take turns, and once close() began a rollback stops after its current
+  /// step, leaves the rest to close (which runs them in plan order) and waits for close to end,
+  /// so its steps are torn down when it returns. Steps it finished after close began are also
+  /// listed in close's report.
   TeardownReport rollback_since(std::uint64_t first_sequence) noexcept {
     TeardownReport report;
-    run_steps(first_sequence, Deadline::never(), report.steps);
+    const std::thread::id self = std::this_thread::get_id();
+    std::unique_lock lock(mutex_);
+    if (state_ != StackState::open && closing_thread_ == self) return report;  // inside a close step
+    const bool nested = rolling_back_ && rollback_thread_ == self;  // inside one of our own steps
+    if (nested) {
+      lock.unlock();
+      run_steps(first_sequence, Deadline::never(), report.steps, true);
+      return report;
+    }
+    ++rollbacks_inside_;
+    closed_.wait(lock, [this] { return !rolling_back_ || state_ != StackState::open; });
+    if (state_ == StackState::open) {
+      rolling_back_ = true;
+      rollback_thread_ = self;
+      lock.unlock();
+      run_steps(first_sequence, Deadline::never(), report.steps, true);
+      lock.lock();
+      rolling_back_ = false;
+      rollback_thread_ = {};
+      closed_.notify_all();  // a close or another rollback may be waiting for its turn
+    }
+    if (state_ != StackState::open && closing_thread_ != self)
+      closed_.wait(lock, [this] { return state_ == StackState::closed; });
+    --rollbacks_inside_;
+    closed_.notify_all();  // close waits for the rollbacks to leave
     return report;
   }
 
@@ -993,17 +1028,30 @@ class TeardownStack {
   /// One lock per step (the previous slot is freed where the next is taken), and one clock read
   /// per step: a step's time runs from the end of the previous one (plus the sink's time when a
   /// custom sink might be slow, so it is not charged to the next step).
-  void run_steps(std::uint64_t first_sequence, Deadline deadline,
-                 std::vector<StepOutcome>& outcomes) noexcept {
+  /// A rollback (`yields_to_close`) stops taking steps once close() began; the step it finished
+  /// meanwhile is copied into close's report (close waits for it before it runs anything).
+  void run_steps(std::uint64_t first_sequence, Deadline deadline, std::vector<StepOutcome>& outcomes,
+                 bool yields_to_close) noexcept {
     bool skipping = false;  // Propagate, after a cancellation
     Slot* finished = nullptr;
+    bool finished_recorded = false;
     auto started = Clock::now();
     for (;;) {
       Slot* slot;
       {
         std::lock_guard lock(mutex_);
         if (finished != nullptr) free_slot(*finished);
-        slot = take_next(first_sequence);
+        if (yields_to_close && state_ != StackState::open) {
+          if (finished != nullptr && finished_recorded && state_ == StackState::closing) {
+            try {
+              report_.steps.push_back(outcomes.back());
+            } catch (...) {  // out of memory: the rollback's own report still has it
+            }
+          }
+          slot = nullptr;
+        } else {
+          slot = take_next(first_sequence);
+        }
       }
       if (slot == nullptr) return;
 
@@ -1026,13 +1074,14 @@ class TeardownStack {
         took = ended - started;
         started = ended;
       }
-      record(name_of(*slot), status, took, std::move(error), outcomes);
+      finished_recorded = record(name_of(*slot), status, took, std::move(error), outcomes);
       if (custom_sink_) started = Clock::now();
       finished = slot;
     }
   }
 
-  void record(std::string_view name, StepStatus status, Clock::duration took, std::exception_ptr error,
+  /// Appends the outcome to `outcomes` and tells the sink; false if it could not be appended.
+  bool record(std::string_view name, StepStatus status, Clock::duration took, std::exception_ptr error,
               std::vector<StepOutcome>& outcomes) noexcept {
     StepOutcome* outcome;
     try {
@@ -1040,7 +1089,7 @@ class TeardownStack {
     } catch (...) {
       report_error(error ? error : std::current_exception(),
                    "TeardownStack: a step outcome could not be recorded");
-      return;
+      return false;
     }
     outcome->status = status;
     outcome->took = took;
@@ -1049,18 +1098,22 @@ class TeardownStack {
       outcome->name.assign(name.data(), name.size());
     } catch (...) {  // out of memory for a long name: the outcome stays, unnamed
     }
-    if (!sink_) return;
+    if (!sink_) return true;
     try {
       sink_(*outcome);
     } catch (...) {
       report_error(std::current_exception(), "TeardownStack: the event sink threw");
     }
+    return true;
   }
 
   mutable std::mutex mutex_;
   std::condition_variable closed_;
   StackState state_ = StackState::open;
   std::thread::id closing_thread_;
+  bool rolling_back_ = false;        // a rollback is running steps (one at a time, never with close)
+  std::thread::id rollback_thread_;  // ... on this thread
+  std::size_t rollbacks_inside_ = 0;  // rollbacks in progress (running or waiting for their turn)
   Deadline close_deadline_ = Deadline::never();
   std::uint64_t next_sequence_ = 0;
   std::size_t pending_count_ = 0;

@@ -104,7 +104,9 @@ inline Result predict(const Plan& plan) {
       continue;
     }
     Ending ending = member.ending;
-    if (member.spawned) ending = ending == Ending::exception ? Ending::exception : Ending::implicit;
+    // Spawned work reports through its return: a plain return is completed (seed 003: a run
+    // that finishes during the drain keeps its status), Outcome::x is x, Cancelled is cancelled.
+    if (member.spawned && ending == Ending::implicit) ending = Ending::finish_completed;
     if (member.spawned && ending == Ending::exception) ++result.errors_reported;
     switch (ending) {
       case Ending::finish_completed:
@@ -207,16 +209,27 @@ inline Result run(const Plan& plan) {
         case Step::Kind::spawn: {
           // Expired-mode work ends after this function returned: it must not reach the error
           // handler installed here, so only patient-mode work throws.
-          const bool throws = plan.patient && step.ending == Ending::exception;
           const bool patient = plan.patient;
-          group.spawn(id, [release, throws, patient](std::stop_token stop) {
-            if (patient) {
-              Gate never;
-              never.wait(stop);
-            } else {
+          const Ending ending = step.ending;
+          group.spawn(id, [release, ending, patient](std::stop_token stop) {
+            if (!patient) {
               release->wait();
+              return teardown::Outcome::completed;
             }
-            if (throws) throw HolderThrew();
+            Gate never;
+            never.wait(stop);
+            switch (ending) {
+              case Ending::finish_failed:
+                return teardown::Outcome::failed;
+              case Ending::finish_cancelled:
+                throw teardown::Cancelled();
+              case Ending::exception:
+                throw HolderThrew();
+              case Ending::finish_completed:
+              case Ending::implicit:
+                break;
+            }
+            return teardown::Outcome::completed;
           });
           break;
         }

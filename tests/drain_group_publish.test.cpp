@@ -1,0 +1,62 @@
+// DrainGroup::shutdown when publishing the report runs out of memory: the drain still ends, so
+// later shutdown()/close() calls return instead of waiting forever (review finding 3). This
+// executable replaces operator new (one allocation on one thread can be made to fail), which is
+// why the test lives in its own file.
+#include <teardown/drain_group.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <future>
+#include <new>
+#include <stop_token>
+#include <thread>
+
+#include "support/catch.hpp"
+#include "support/gate.hpp"
+
+namespace {
+thread_local int fail_allocation_after = 0;  // > 0: the n-th next allocation on this thread fails
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (fail_allocation_after > 0 && --fail_allocation_after == 0) throw std::bad_alloc();
+  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
+  throw std::bad_alloc();
+}
+void operator delete(void* memory) noexcept { std::free(memory); }
+void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
+
+TEST_CASE("DrainGroup: a report that cannot be copied out of memory still ends the drain for later callers",
+          "[drain_group]") {
+  using namespace std::chrono_literals;
+  // The persist failure below reaches the error handler on the draining thread, right before the
+  // report is published: the next allocation there, the report's copy, fails.
+  const auto previous = teardown::set_error_handler([](std::exception_ptr, std::string_view context) {
+    if (context == "DrainGroup::shutdown") fail_allocation_after = 1;
+  });
+  auto* group = new teardown::DrainGroup();  // leaked if the bug hangs a caller (see below)
+  std::thread run([ticket = group->enter("run-1")]() mutable {
+    teardown_test::Gate never;
+    never.wait(ticket.stop_token());
+    ticket.finish(teardown::Outcome::cancelled);
+  });
+  try {
+    group->shutdown(teardown::Deadline::after(30s), [](std::string_view) { return false; });
+  } catch (const std::bad_alloc&) {  // acceptable: the drain itself must still have ended
+  }
+  fail_allocation_after = 0;
+  run.join();
+  teardown::set_error_handler(previous);
+
+  std::promise<teardown::DrainReport> second;
+  auto second_report = second.get_future();
+  std::thread([group, &second]() mutable {
+    second.set_value(group->shutdown(teardown::Deadline::after(100ms)));
+  }).detach();
+  const bool returned = second_report.wait_for(30s) == std::future_status::ready;
+  REQUIRE(returned);  // before the fix it waited forever, whatever its deadline
+  const auto report = second_report.get();
+  CHECK(report.cancelled == 1);  // the counts survive even if the ids could not be copied
+  delete group;
+}
