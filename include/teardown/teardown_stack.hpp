@@ -999,7 +999,7 @@ class TeardownStack {
     const std::thread::id self = std::this_thread::get_id();
     std::unique_lock lock(mutex_);
     if (state_ != StackState::open && closing_thread_ == self) return report;  // inside a close step
-    const bool nested = rolling_back_ && rollback_thread_ == self;  // inside one of our own steps
+    const bool nested = rolling_back_ && rollback_thread_ == self;             // inside one of our own steps
     if (nested) {
       lock.unlock();
       run_steps(first_sequence, Deadline::never(), report.steps, true);
@@ -1111,8 +1111,8 @@ class TeardownStack {
   std::condition_variable closed_;
   StackState state_ = StackState::open;
   std::thread::id closing_thread_;
-  bool rolling_back_ = false;        // a rollback is running steps (one at a time, never with close)
-  std::thread::id rollback_thread_;  // ... on this thread
+  bool rolling_back_ = false;         // a rollback is running steps (one at a time, never with close)
+  std::thread::id rollback_thread_;   // ... on this thread
   std::size_t rollbacks_inside_ = 0;  // rollbacks in progress (running or waiting for their turn)
   Deadline close_deadline_ = Deadline::never();
   std::uint64_t next_sequence_ = 0;

@@ -25,9 +25,9 @@ namespace teardown_test::notify_probe {
 
 struct Counts {
   bool enabled = false;
-  int held = 0;                  // mutexes this thread holds (std::mutex locks)
-  int broadcasts = 0;            // broadcasts while enabled
-  int broadcasts_unlocked = 0;   // ... of which with no mutex held
+  int held = 0;                 // mutexes this thread holds (std::mutex locks)
+  int broadcasts = 0;           // broadcasts while enabled
+  int broadcasts_unlocked = 0;  // ... of which with no mutex held
 };
 inline thread_local Counts counts;
 
@@ -65,7 +65,8 @@ extern "C" int pthread_mutex_unlock(pthread_mutex_t* mutex) {
 
 extern "C" int pthread_cond_broadcast(pthread_cond_t* cond) {
   using Fn = int (*)(pthread_cond_t*);
-  static const Fn real = teardown_test::notify_probe::next_symbol<Fn>("pthread_cond_broadcast", "GLIBC_2.3.2");
+  static const Fn real =
+      teardown_test::notify_probe::next_symbol<Fn>("pthread_cond_broadcast", "GLIBC_2.3.2");
   auto& counts = teardown_test::notify_probe::counts;
   if (counts.enabled) {
     ++counts.broadcasts;
