@@ -391,8 +391,12 @@ class Ticket {
 ///   if (!runs.spawn(id, [](std::stop_token stop) { ... })) reject("shutting down");
 ///   DrainReport report = runs.shutdown(Deadline::after(5s), persist_interrupted);
 ///
-/// Thread-safety: every member may be called concurrently; concurrent and re-entrant
-/// `shutdown` calls share one drain and one report. Signal-safety: none (request a stop from a
+/// Thread-safety: every member may be called concurrently; concurrent `shutdown` calls share
+/// one drain and one report (they wait for the leader, bounded by the leader's deadline); a
+/// re-entrant call on the draining thread gets an empty report. CAVEAT: a persist callback still
+/// running at the deadline keeps running on a detached thread after shutdown returns: if it
+/// returns late it writes to a store you may have closed. Bound the persist itself (the store's
+/// timeout) and make the closed store refuse writes. Signal-safety: none (request a stop from a
 /// signal through ShutdownSignals instead). Fork: do not fork while a drain runs.
 /// Destructor: if shutdown never ran, shuts down with an already-expired deadline (admission
 /// closes, stop is requested, whatever is in flight is abandoned and reported through the error

@@ -542,9 +542,10 @@ class PoolCore {
 ///
 /// `Create` and `Finalize` never run under the pool's lock; `Finalize` runs once per created
 /// resource, never while leased, never before its ttl (unless `clear`ed or closed). A cleanup
-/// already running finishes before a re-acquire of its key creates a fresh resource.
-/// Thread-safe. Not async-signal-safe. Fork: a child must not use a pool inherited mid-operation.
-/// Movable (leases stay valid), so a TeardownStack can adopt it. Destructor:
+/// already running finishes before a re-acquire of its key creates a fresh resource, so a
+/// `Finalize` must not call close(), destroy the pool, or clear()/acquire() its own key
+/// (deadlock: each waits for that `Finalize`). Thread-safe. Not async-signal-safe. Fork: a child must not use
+/// a pool inherited mid-operation. Movable (leases stay valid), so a TeardownStack can adopt it. Destructor:
 /// `close(Deadline::never())`; no timer, thread or callback refers to the pool afterwards.
 /// Leases must not outlive the pool (reported to the error handler if they do); the scheduler
 /// must outlive it.

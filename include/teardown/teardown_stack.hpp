@@ -679,7 +679,8 @@ class TeardownStack {
     return report_;
   }
 
-  /// close(), then rethrows the first cancellation if a step was cancelled, otherwise throws a
+  /// close(), then rethrows the first cancellation if a step was cancelled (the other steps'
+  /// failures are then NOT attached: read close()'s report for them), otherwise throws a
   /// TeardownError holding every failure if a step failed.
   void close_or_throw(Deadline deadline = Deadline::never()) {
     const TeardownReport& report = close(deadline);
