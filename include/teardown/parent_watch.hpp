@@ -108,7 +108,7 @@ struct ParentWatchOptions {
 /// operations need exclusive access. Signal-safety: none of the members. Fork: a forked child
 /// inherits no watcher thread; it may only exec or `_exit` (every fd is close-on-exec).
 /// Destructor: `close(Deadline::never())`; it waits for a running `on_parent_death`, which the
-/// hard exit bounds by `grace`.
+/// hard exit bounds by `grace` (with `grace` = max, unbounded: call `close(deadline)` yourself).
 class ParentWatch {
  public:
   /// The environment variable through which a spawning parent passes the lifeline's read end.
