@@ -136,6 +136,11 @@ class ParentWatch {
       if (state.mechanism == Detect::pdeathsig) release_pdeathsig(state);
       throw;
     }
+    if (state.mechanism == Detect::pdeathsig) {
+      // The watcher thread sets PR_SET_PDEATHSIG: the watch is armed only once it did.
+      std::unique_lock lock(state.mutex);
+      state.finished_cv.wait(lock, [&] { return state.pdeathsig_armed || state.finished; });
+    }
   }
 
   /// A watch configured by `<PREFIX>_PARENT_WATCH` (off|0|false|no, any case: disabled, returns
@@ -266,6 +271,7 @@ class ParentWatch {
     std::mutex mutex;
     std::condition_variable finished_cv;
     bool finished = false;
+    bool pdeathsig_armed = false;  // guarded by mutex; set by the watcher thread
     struct sigaction previous_pdeathsig_action {};
   };
 
@@ -534,7 +540,14 @@ class ParentWatch {
   static void watch(State& state) {
     const bool pdeathsig = state.mechanism == Detect::pdeathsig;
     // Armed before the first getppid() check, so a parent that died before it is still seen.
-    if (pdeathsig) set_pdeathsig_on_this_thread(pdeathsig_signal());
+    if (pdeathsig) {
+      set_pdeathsig_on_this_thread(pdeathsig_signal());
+      {
+        std::lock_guard lock(state.mutex);
+        state.pdeathsig_armed = true;
+      }
+      state.finished_cv.notify_all();
+    }
     const bool parent_died = wait_for_death(state);
     if (pdeathsig) set_pdeathsig_on_this_thread(0);
     if (parent_died) {
