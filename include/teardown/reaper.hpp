@@ -31,6 +31,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
@@ -50,6 +51,7 @@
 
 #include "core.hpp"
 #include "detail/process.hpp"
+#include "detail/wait.hpp"
 #include "unique_resource.hpp"
 
 namespace teardown {
@@ -967,6 +969,48 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
   return errors;
 }
 
+/// One reap at a time, with a bounded wait for one's turn (close(deadline) must not wait past
+/// its deadline for another thread's reap). A mutex + condition variable rather than
+/// std::timed_mutex, whose try_lock_until (pthread_mutex_clocklock) ThreadSanitizer does not see.
+class ReapTurns {
+ public:
+  /// Waits until no other reap runs or `deadline`; true when the turn is ours.
+  bool acquire(Deadline deadline) {
+    std::unique_lock lock(mutex_);
+    if (!detail::wait_until(idle_, lock, deadline, [&] { return !busy_; })) return false;
+    busy_ = true;
+    return true;
+  }
+  void release() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      busy_ = false;
+    }
+    idle_.notify_all();
+  }
+
+  /// Holds a turn until destroyed.
+  class Turn {
+   public:
+    Turn(ReapTurns& turns, Deadline deadline) : turns_(turns), held_(turns.acquire(deadline)) {}
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+    ~Turn() {
+      if (held_) turns_.release();
+    }
+    [[nodiscard]] bool held() const noexcept { return held_; }
+
+   private:
+    ReapTurns& turns_;
+    bool held_;
+  };
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  bool busy_ = false;
+};
+
 inline void report_ladder_errors(const std::vector<std::string>& errors, const char* context) {
   for (const auto& error : errors) {
     report_error(std::make_exception_ptr(std::runtime_error(error)), context);
@@ -1005,20 +1049,15 @@ class Reaper {
   /// Runs the ladder; returns within the sum of the graces or `overall` (whichever is first)
   /// plus the kernel's SIGKILL time, whatever the child does.
   ExitStatus reap(Deadline overall = Deadline::never()) {
-    std::lock_guard lock(mutex_);
+    detail::ReapTurns::Turn turn(turns_, Deadline::never());
     return reap_locked(overall);
   }
 
   /// Closeable: `reap(deadline)`. While another thread is reaping, waits for it only until
   /// `deadline`, then returns (that reap goes on, and ends with its own ladder).
   void close(Deadline deadline) {
-    std::unique_lock lock(mutex_, std::defer_lock);
-    if (deadline.is_never()) {
-      lock.lock();
-    } else if (!lock.try_lock_until(deadline.time_point())) {
-      return;
-    }
-    (void)reap_locked(deadline);
+    detail::ReapTurns::Turn turn(turns_, deadline);
+    if (turn.held()) (void)reap_locked(deadline);
   }
 
   [[nodiscard]] pid_t pid() const noexcept { return child_.pid(); }
@@ -1034,7 +1073,7 @@ class Reaper {
     return ExitStatus{ExitStatus::Kind::kill_refused, 0, 0, rungs_.size() - 1, {}, child_.pid()};
   }
 
-  std::timed_mutex mutex_;
+  detail::ReapTurns turns_;
   Child child_;
   detail::RungList rungs_;
 };
@@ -1084,18 +1123,13 @@ class ReapGroup {
   /// Closeable: reaps every child with the group's ladder within `deadline`. While another
   /// thread is reaping, waits for it only until `deadline`, then returns.
   void close(Deadline deadline) {
-    std::unique_lock reap_lock(reap_mutex_, std::defer_lock);
-    if (deadline.is_never()) {
-      reap_lock.lock();
-    } else if (!reap_lock.try_lock_until(deadline.time_point())) {
-      return;
-    }
-    (void)reap_all_locked(close_rungs_, deadline);
+    detail::ReapTurns::Turn turn(reap_turns_, deadline);
+    if (turn.held()) (void)reap_all_locked(close_rungs_, deadline);
   }
 
  private:
   ReapReport reap_all_steps(const detail::RungList& rungs, Deadline overall) {
-    std::lock_guard reap_lock(reap_mutex_);
+    detail::ReapTurns::Turn turn(reap_turns_, Deadline::never());
     return reap_all_locked(rungs, overall);
   }
 
@@ -1132,7 +1166,7 @@ class ReapGroup {
   }
 
   mutable std::mutex children_mutex_;
-  std::timed_mutex reap_mutex_;
+  detail::ReapTurns reap_turns_;
   std::vector<Child> children_;
   detail::RungList close_rungs_;
 };
