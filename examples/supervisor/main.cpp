@@ -172,8 +172,11 @@ void start_request(teardown::Ticket ticket, std::string id, Clock::duration leng
       if (stop_seen) say(clock.stamp() + "  " + id + ": nearly done when stop came, completed");
       ticket.finish(teardown::Outcome::completed);
     } else {
-      say(clock.stamp() + "  " + id + " (abandoned) finished " + duration_text(Clock::now() - *stop_seen) +
-          " after its stop request; the journal was already closed, so its write was refused: nothing "
+      const std::string when = stop_seen
+                                   ? duration_text(Clock::now() - *stop_seen) + " after its stop request"
+                                   : "without a stop request";
+      say(clock.stamp() + "  " + id + " (abandoned) finished " + when +
+          "; the journal was already closed, so its write was refused: nothing "
           "was written after close");
       ticket.finish(teardown::Outcome::failed);
     }
@@ -263,12 +266,14 @@ int run_supervisor(const Options& options, const std::string& self) {
       workers.add(std::move(child));
     }
     ready_write.reset();
+    const auto all_ready_by = Deadline::after(5s);  // for all of them, not per byte
     for (int ready = 0; ready < worker_count;) {
       pollfd readable{ready_read.get(), POLLIN, 0};
-      if (::poll(&readable, 1, 5000) <= 0)
+      // poll_until restarts on EINTR (a Ctrl-C during startup) with the time that is left.
+      if (teardown::detail::poll_until(&readable, 1, all_ready_by.time_point()) <= 0)
         throw std::runtime_error("the workers did not report ready within 5 s");
       char byte = 0;
-      const ssize_t got = ::read(ready_read.get(), &byte, 1);
+      const ssize_t got = teardown::detail::retry_eintr([&] { return ::read(ready_read.get(), &byte, 1); });
       if (got == 0) throw std::runtime_error("a worker exited before reporting ready");
       if (got == 1) ++ready;
     }

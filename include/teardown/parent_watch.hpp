@@ -108,7 +108,7 @@ struct ParentWatchOptions {
 /// operations need exclusive access. Signal-safety: none of the members. Fork: a forked child
 /// inherits no watcher thread; it may only exec or `_exit` (every fd is close-on-exec).
 /// Destructor: `close(Deadline::never())`; it waits for a running `on_parent_death`, which the
-/// hard exit bounds by `grace`.
+/// hard exit bounds by `grace` (with `grace` = max, unbounded: call `close(deadline)` yourself).
 class ParentWatch {
  public:
   /// The environment variable through which a spawning parent passes the lifeline's read end.
@@ -135,6 +135,11 @@ class ParentWatch {
     } catch (...) {
       if (state.mechanism == Detect::pdeathsig) release_pdeathsig(state);
       throw;
+    }
+    if (state.mechanism == Detect::pdeathsig) {
+      // The watcher thread sets PR_SET_PDEATHSIG: the watch is armed only once it did.
+      std::unique_lock lock(state.mutex);
+      state.finished_cv.wait(lock, [&] { return state.pdeathsig_armed || state.finished; });
     }
   }
 
@@ -266,6 +271,7 @@ class ParentWatch {
     std::mutex mutex;
     std::condition_variable finished_cv;
     bool finished = false;
+    bool pdeathsig_armed = false;  // guarded by mutex; set by the watcher thread
     struct sigaction previous_pdeathsig_action {};
   };
 
@@ -409,10 +415,8 @@ class ParentWatch {
       }
       state.mechanism = Detect::pdeathsig;
       state.death_fd = std::move(pipe.read_end);
-      if (::prctl(PR_SET_PDEATHSIG, pdeathsig_signal()) != 0) {
-        detail::watch_sys::throw_errno(errno, "ParentWatch: prctl(PR_SET_PDEATHSIG)");
-      }
-      // The parent may have died before prctl: the watcher's first getppid() check covers it.
+      // PR_SET_PDEATHSIG itself is set by the watcher thread (see watch()): the setting belongs
+      // to the thread that makes it, and only the watcher lives exactly as long as the watch.
     } catch (...) {
       release_pdeathsig(state);
       throw;
@@ -425,7 +429,6 @@ class ParentWatch {
 
   static void release_pdeathsig(State& state) noexcept {
 #if defined(__linux__)
-    (void)::prctl(PR_SET_PDEATHSIG, 0);
     if (state.mechanism == Detect::pdeathsig)
       ::sigaction(pdeathsig_signal(), &state.previous_pdeathsig_action, nullptr);
     const int write_fd = pdeathsig_slot().write_fd.load();
@@ -520,8 +523,34 @@ class ParentWatch {
     return detail::wait_until(state.finished_cv, lock, deadline, [&] { return state.finished; });
   }
 
+  /// PR_SET_PDEATHSIG is per thread: set on the constructing thread, it would die with that
+  /// thread (a watch built on a short-lived thread never fires) or outlive the watch (a later
+  /// parent death kills the process with the signal whose handler close() removed). So the
+  /// watcher thread sets it when it starts and clears it before it stops watching.
+  static void set_pdeathsig_on_this_thread([[maybe_unused]] int signo) noexcept {
+#if defined(__linux__)
+    if (::prctl(PR_SET_PDEATHSIG, signo) != 0 && signo != 0) {
+      report_error(std::make_exception_ptr(
+                       std::system_error(errno, std::generic_category(), "prctl(PR_SET_PDEATHSIG)")),
+                   "ParentWatch: Detect::pdeathsig cannot be armed; only close() ends this watch");
+    }
+#endif
+  }
+
   static void watch(State& state) {
-    if (wait_for_death(state)) {
+    const bool pdeathsig = state.mechanism == Detect::pdeathsig;
+    // Armed before the first getppid() check, so a parent that died before it is still seen.
+    if (pdeathsig) {
+      set_pdeathsig_on_this_thread(pdeathsig_signal());
+      {
+        std::lock_guard lock(state.mutex);
+        state.pdeathsig_armed = true;
+      }
+      state.finished_cv.notify_all();
+    }
+    const bool parent_died = wait_for_death(state);
+    if (pdeathsig) set_pdeathsig_on_this_thread(0);
+    if (parent_died) {
       fire(state);
       // Live on until close(), like the object that owns this thread: the process typically
       // ends by _exit (the hard exit, a second signal) and must not find it finished-unjoined.

@@ -31,6 +31,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
@@ -50,6 +51,7 @@
 
 #include "core.hpp"
 #include "detail/process.hpp"
+#include "detail/wait.hpp"
 #include "unique_resource.hpp"
 
 namespace teardown {
@@ -107,9 +109,11 @@ inline std::string milliseconds_text(Clock::duration duration) {
 /// `rung` is the index of the ladder step in force when the end was observed (0 outside a
 /// ladder); `took` is the time from the start of the reap (or of the wait) to that moment.
 /// `reaped_elsewhere`: someone else collected the child (waitid said ECHILD); code and signal
-/// are then unknown (0).
+/// are then unknown (0). `kill_refused`: the kernel refused SIGKILL (EPERM: say, the reaper
+/// dropped its privileges) and the child had not ended when the bounded Kill wait ran out; it is
+/// still owned and unreaped, and a later reap tries again.
 struct ExitStatus {
-  enum class Kind { exited, signaled, reaped_elsewhere };
+  enum class Kind { exited, signaled, reaped_elsewhere, kill_refused };
   Kind kind = Kind::exited;
   int code = 0;    // exit code when kind == exited
   int signal = 0;  // terminating signal when kind == signaled
@@ -132,6 +136,9 @@ struct ExitStatus {
         break;
       case Kind::reaped_elsewhere:
         text += " was reaped by someone else";
+        break;
+      case Kind::kill_refused:
+        text += " could not be killed (SIGKILL refused) and still runs";
         break;
     }
     return text + " at rung " + std::to_string(rung) + " after " + detail::milliseconds_text(took);
@@ -178,6 +185,10 @@ struct Signal {
 };
 
 /// SIGKILL, then wait for the kernel to finish the child. The last rung of every ladder.
+/// With `Target::process_group`, the group dies with its leader: whenever the ladder sees the
+/// leader ended (at any rung), it SIGKILLs what is left of the group before reaping the leader,
+/// whose unreaped zombie keeps the group id from being reused. If the kernel refuses SIGKILL
+/// (EPERM), the wait is bounded by the overall deadline (5 s when there is none).
 struct Kill {
   Target target = Target::process;
 };
@@ -269,6 +280,7 @@ Child spawn_child(std::vector<std::string> argv, SpawnOptions options, PidfdUse 
 Child adopt_child(pid_t pid, PidfdUse use);
 std::vector<std::string> climb_ladder(const std::vector<Child*>& children, const RungList& rungs,
                                       Deadline overall);
+void report_ladder_errors(const std::vector<std::string>& errors, const char* context);
 
 }  // namespace detail
 
@@ -378,8 +390,21 @@ class Child {
   /// Sends `signo` to the child (through its pidfd) or to the group it leads. False once the
   /// child has ended (it is then reaped). Throws std::logic_error for `process_group` when the
   /// child does not lead its own group, and std::system_error when the kernel refuses.
+  ///
+  /// With `process_group` the group is signalled as long as the leader is unreaped, even after
+  /// the leader itself exited: its zombie keeps the group id from being reused, and the rest of
+  /// the group may live on (a group never dies with its leader by itself).
   bool signal(int signo, Target target = Target::process) {
-    if (try_wait()) return false;
+    if (target == Target::process_group) {
+      if (status_) return false;
+      if (pid_ <= 0) throw std::logic_error("teardown::Child: used after it was moved from");
+      if (peek() == Liveness::gone) {
+        (void)try_wait();  // reaped elsewhere: the group id may be anybody's now
+        return false;
+      }
+    } else if (try_wait()) {
+      return false;
+    }
     int result = 0;
     if (target == Target::process_group) {
       // While the leader is unreaped its pid cannot be recycled, so its group id is still ours.
@@ -412,10 +437,29 @@ class Child {
   Child(pid_t pid, UniqueFd pidfd, UniqueFd lifeline) noexcept
       : pid_(pid), pidfd_(std::move(pidfd)), lifeline_(std::move(lifeline)) {}
 
+  enum class Liveness { running, ended_unreaped, gone };
+
+  /// Whether the child has ended, without reaping it (WNOWAIT): `gone` once reaped elsewhere.
+  Liveness peek() {
+    siginfo_t info{};
+    int result = -1;
+    constexpr int options = WEXITED | WNOHANG | WNOWAIT;
+    if (pidfd_ && waitid_pidfd_works_) {
+      result = detail::retry_eintr([&] { return detail::waitid_pidfd(pidfd_.get(), &info, options); });
+      if (result == -1 && errno == EINVAL) waitid_pidfd_works_ = false;
+    }
+    if (!pidfd_ || !waitid_pidfd_works_) {
+      result = detail::retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid_), &info, options); });
+    }
+    if (result == -1) return errno == ECHILD ? Liveness::gone : Liveness::running;
+    return info.si_pid == 0 ? Liveness::running : Liveness::ended_unreaped;
+  }
+
   void reap_if_owned() noexcept {
     if (pid_ <= 0 || status_) return;
     try {
-      (void)detail::climb_ladder({this}, default_ladder().steps(), Deadline::never());
+      detail::report_ladder_errors(detail::climb_ladder({this}, default_ladder().steps(), Deadline::never()),
+                                   "teardown::Child destructor");
     } catch (...) {
       report_error(std::current_exception(),
                    "teardown::Child destructor: reaping pid " + std::to_string(pid_));
@@ -444,6 +488,9 @@ struct ChildAccess {
     return Child(pid, std::move(pidfd), std::move(lifeline));
   }
   static std::optional<ExitStatus>& status(Child& child) noexcept { return child.status_; }
+  static bool ended_unreaped(Child& child) {
+    return !child.status_ && child.peek() == Child::Liveness::ended_unreaped;
+  }
 };
 
 /// What a forked child reports through the error pipe when it cannot exec.
@@ -503,6 +550,7 @@ struct ExecPlan {
   // Close everything else: a leaked pipe end would keep someone's lifeline open forever.
   int next = 3;
   for (const int kept : plan.kept_fds) {
+    if (kept < 3) continue;  // 0-2 are never swept: a kept fd there must not move `next` below 3
     detail::close_fd_range(next, kept - 1, plan.highest_fd);
     next = kept + 1;
   }
@@ -574,7 +622,11 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
                                       [&](const std::string& added) { return key_of(added) == key; });
     if (!replaced) plan.environment.push_back(std::move(entry));
   }
-  for (const auto& entry : options.env_add) plan.environment.push_back(entry);
+  for (const auto& entry : options.env_add) {
+    // With a lifeline the library sets TEARDOWN_LIFELINE_FD itself; a caller's value would be stale.
+    if (options.lifeline && key_of(entry) == "TEARDOWN_LIFELINE_FD") continue;
+    plan.environment.push_back(entry);
+  }
 
   for (const int fd : options.inherit_fds) {
     if (fd < 0 || ::fcntl(fd, F_GETFD) == -1) {
@@ -588,6 +640,11 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
   UniqueFd error_read;
   UniqueFd error_write;
   std::tie(error_read, error_write) = cloexec_pipe("the exec error report");
+  if (error_write.get() < 3) {  // our 0-2 were closed: the child's stdio slots are not ours to take
+    error_write.reset(::fcntl(error_write.get(), F_DUPFD_CLOEXEC, 3));
+    if (!error_write)
+      throw std::system_error(errno, std::generic_category(), "teardown::spawn: dup the exec error pipe");
+  }
   UniqueFd lifeline_read;
   UniqueFd lifeline_write;
   if (options.lifeline) {
@@ -682,19 +739,27 @@ Overloaded(Visitors...) -> Overloaded<Visitors...>;
 
 /// A Request's ask, running on its own thread. Shared with that thread, so whatever the ask
 /// does after the ladder moved on touches only memory it co-owns.
+///
+/// Its completion is the closing of `done_write` (the ladder polls the read end, which it owns
+/// alone, for POLLHUP): whoever comes first closes it — the thread when the ask returns, or the
+/// ladder when it leaves the rung (`abandon`). So an ask that hangs for good costs its thread,
+/// never a descriptor, and no write can ever meet a closed pipe (SIGPIPE).
 struct AskInFlight {
   std::function<void(Deadline)> ask;
   Deadline deadline = Deadline::never();
-  UniqueFd done_read;
-  UniqueFd done_write;
+  std::mutex done_mutex;
+  UniqueFd done_write;  // guarded by done_mutex
   std::atomic<bool> finished{false};
   std::exception_ptr error;  // written before `finished`, read after it
 
-  static std::shared_ptr<AskInFlight> start(const std::function<void(Deadline)>& ask, Deadline deadline) {
+  /// Starts `ask` on its own thread; returns its state and the read end of its completion pipe.
+  static std::pair<std::shared_ptr<AskInFlight>, UniqueFd> start(const std::function<void(Deadline)>& ask,
+                                                                 Deadline deadline) {
     auto state = std::make_shared<AskInFlight>();
     state->ask = ask;
     state->deadline = deadline;
-    std::tie(state->done_read, state->done_write) = cloexec_pipe("a Request's completion");
+    UniqueFd done_read;
+    std::tie(done_read, state->done_write) = cloexec_pipe("a Request's completion");
     std::thread([state] {
       try {
         state->ask(state->deadline);
@@ -702,10 +767,16 @@ struct AskInFlight {
         state->error = std::current_exception();
       }
       state->finished.store(true, std::memory_order_release);
-      const char done = 1;
-      (void)retry_eintr([&] { return ::write(state->done_write.get(), &done, 1); });
+      std::lock_guard lock(state->done_mutex);
+      state->done_write.reset();  // POLLHUP on the ladder's read end, if it still listens
     }).detach();
-    return state;
+    return {std::move(state), std::move(done_read)};
+  }
+
+  /// The ladder leaves the rung: the thread keeps running (if it still does) but holds no fd.
+  void abandon() noexcept {
+    std::lock_guard lock(done_mutex);
+    done_write.reset();
   }
 };
 
@@ -728,9 +799,26 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
   std::vector<bool> ended(children.size());
   for (std::size_t k = 0; k < children.size(); ++k) ended[k] = children[k]->status().has_value();
 
+  // Kill{process_group}: the group dies with its leader. Seen ended (but not yet reaped, so the
+  // group id is still ours), the leader's group gets SIGKILL before the leader is reaped;
+  // otherwise its members that ignore the earlier rungs would be orphaned (reparented to init).
+  const bool group_dies_with_leader = !rungs.empty() && std::holds_alternative<rung::Kill>(rungs.back()) &&
+                                      std::get<rung::Kill>(rungs.back()).target == Target::process_group;
+  bool kill_refused = false;  // SIGKILL failed with something other than ESRCH (EPERM)
+
   // Reaps child k if it has ended, stamping the rung in force and the time.
   const auto observe = [&](std::size_t k, std::size_t rung_index) {
     if (ended[k]) return true;
+    if (group_dies_with_leader && ChildAccess::ended_unreaped(*children[k])) {
+      try {
+        (void)children[k]->signal(SIGKILL, Target::process_group);
+      } catch (const std::logic_error&) {
+        // Not a group leader: there is no group of its own to kill (the Kill rung reports it).
+      } catch (const std::exception& refused) {
+        errors.push_back("rung " + std::to_string(rung_index) + ": the group of pid " +
+                         std::to_string(children[k]->pid()) + ", whose leader ended: " + refused.what());
+      }
+    }
     if (!children[k]->try_wait()) return false;
     auto& status = ChildAccess::status(*children[k]);
     status->rung = rung_index;
@@ -749,6 +837,7 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
       }
     } catch (const std::exception& refused) {
       errors.push_back("rung " + std::to_string(rung_index) + ": " + refused.what());
+      if (signo == SIGKILL) kill_refused = true;
       return false;
     }
   };
@@ -767,14 +856,15 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
         Overloaded{[](const rung::Kill&) { return Clock::duration::max(); },
                    [](const auto& timed) { return std::max(timed.grace, Clock::duration::zero()); }},
         step);
-    const Deadline rung_end = is_kill ? Deadline::never() : earliest(Deadline::after(grace), overall);
+    Deadline rung_end = is_kill ? Deadline::never() : earliest(Deadline::after(grace), overall);
 
     std::shared_ptr<AskInFlight> ask;
+    UniqueFd ask_done;  // the read end of the ask's completion pipe, closed when the rung ends
     std::visit(
         Overloaded{[](const rung::Wait&) {},
                    [&](const rung::Request& request) {
                      try {
-                       ask = AskInFlight::start(request.ask, rung_end);
+                       std::tie(ask, ask_done) = AskInFlight::start(request.ask, rung_end);
                      } catch (const std::exception& failed) {
                        errors.push_back("rung " + std::to_string(rung_index) +
                                         " (Request): could not start the ask: " + failed.what());
@@ -795,6 +885,11 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
                    }},
         step);
     if (std::holds_alternative<rung::Request>(step) && !ask) continue;
+    if (is_kill && kill_refused) {
+      // Waiting for a SIGKILL that was never delivered would never end: bound it, and leave the
+      // child unreaped (Kind::kill_refused) for a later reap.
+      rung_end = overall.is_never() ? Deadline::after(std::chrono::seconds(5)) : overall;
+    }
 
     // One poll over every live pidfd (+ the ask's completion pipe) until all ended or rung_end.
     std::vector<pollfd> events;
@@ -819,7 +914,7 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
       }
       if (!any_alive || rung_end.expired()) break;
       if (ask && !ask_seen) {
-        events.push_back(pollfd{ask->done_read.get(), POLLIN, 0});
+        events.push_back(pollfd{ask_done.get(), POLLIN, 0});
         event_owner.push_back(children.size());
       }
       auto until = rung_end.time_point();
@@ -860,11 +955,61 @@ inline std::vector<std::string> climb_ladder(const std::vector<Child*>& children
                        " (Request): ask did not return within its grace of " + milliseconds_text(grace) +
                        "; the ladder moved on and left it running");
     }
+    if (ask) ask->abandon();
   }
-  // A ladder always ends with Kill, which waits with no deadline: every child has ended here.
+  // A ladder always ends with Kill, which waits with no deadline: every child has ended here,
+  // unless SIGKILL was refused (the bounded wait above); such a child keeps no status.
   for (std::size_t k = 0; k < children.size(); ++k) (void)observe(k, in_force);
+  for (std::size_t k = 0; k < children.size(); ++k) {
+    if (!ended[k]) {
+      errors.push_back("pid " + std::to_string(children[k]->pid()) +
+                       " is still running after the Kill rung: SIGKILL was refused; it stays unreaped");
+    }
+  }
   return errors;
 }
+
+/// One reap at a time, with a bounded wait for one's turn (close(deadline) must not wait past
+/// its deadline for another thread's reap). A mutex + condition variable rather than
+/// std::timed_mutex, whose try_lock_until (pthread_mutex_clocklock) ThreadSanitizer does not see.
+class ReapTurns {
+ public:
+  /// Waits until no other reap runs or `deadline`; true when the turn is ours.
+  bool acquire(Deadline deadline) {
+    std::unique_lock lock(mutex_);
+    if (!detail::wait_until(idle_, lock, deadline, [&] { return !busy_; })) return false;
+    busy_ = true;
+    return true;
+  }
+  void release() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      busy_ = false;
+    }
+    idle_.notify_all();
+  }
+
+  /// Holds a turn until destroyed.
+  class Turn {
+   public:
+    Turn(ReapTurns& turns, Deadline deadline) : turns_(turns), held_(turns.acquire(deadline)) {}
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+    ~Turn() {
+      if (held_) turns_.release();
+    }
+    [[nodiscard]] bool held() const noexcept { return held_; }
+
+   private:
+    ReapTurns& turns_;
+    bool held_;
+  };
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  bool busy_ = false;
+};
 
 inline void report_ladder_errors(const std::vector<std::string>& errors, const char* context) {
   for (const auto& error : errors) {
@@ -904,21 +1049,31 @@ class Reaper {
   /// Runs the ladder; returns within the sum of the graces or `overall` (whichever is first)
   /// plus the kernel's SIGKILL time, whatever the child does.
   ExitStatus reap(Deadline overall = Deadline::never()) {
-    std::lock_guard lock(mutex_);
-    if (!child_.status()) {
-      detail::report_ladder_errors(detail::climb_ladder({&child_}, rungs_, overall),
-                                   "teardown::Reaper::reap");
-    }
-    return *child_.status();
+    detail::ReapTurns::Turn turn(turns_, Deadline::never());
+    return reap_locked(overall);
   }
 
-  /// Closeable: `reap(deadline)`.
-  void close(Deadline deadline) { (void)reap(deadline); }
+  /// Closeable: `reap(deadline)`. While another thread is reaping, waits for it only until
+  /// `deadline`, then returns (that reap goes on, and ends with its own ladder).
+  void close(Deadline deadline) {
+    detail::ReapTurns::Turn turn(turns_, deadline);
+    if (turn.held()) (void)reap_locked(deadline);
+  }
 
   [[nodiscard]] pid_t pid() const noexcept { return child_.pid(); }
 
  private:
-  std::mutex mutex_;
+  ExitStatus reap_locked(Deadline overall) {
+    if (!child_.status()) {
+      detail::report_ladder_errors(detail::climb_ladder({&child_}, rungs_, overall),
+                                   "teardown::Reaper::reap");
+    }
+    if (child_.status()) return *child_.status();
+    // SIGKILL was refused: no status yet; a later reap (or the destructor) tries again.
+    return ExitStatus{ExitStatus::Kind::kill_refused, 0, 0, rungs_.size() - 1, {}, child_.pid()};
+  }
+
+  detail::ReapTurns turns_;
   Child child_;
   detail::RungList rungs_;
 };
@@ -965,12 +1120,20 @@ class ReapGroup {
     return reap_all_steps(ladder.steps(), overall);
   }
 
-  /// Closeable: reaps every child with the group's ladder within `deadline`.
-  void close(Deadline deadline) { (void)reap_all_steps(close_rungs_, deadline); }
+  /// Closeable: reaps every child with the group's ladder within `deadline`. While another
+  /// thread is reaping, waits for it only until `deadline`, then returns.
+  void close(Deadline deadline) {
+    detail::ReapTurns::Turn turn(reap_turns_, deadline);
+    if (turn.held()) (void)reap_all_locked(close_rungs_, deadline);
+  }
 
  private:
   ReapReport reap_all_steps(const detail::RungList& rungs, Deadline overall) {
-    std::lock_guard reap_lock(reap_mutex_);
+    detail::ReapTurns::Turn turn(reap_turns_, Deadline::never());
+    return reap_all_locked(rungs, overall);
+  }
+
+  ReapReport reap_all_locked(const detail::RungList& rungs, Deadline overall) {
     std::vector<Child> reaping;
     {
       std::lock_guard lock(children_mutex_);
@@ -985,12 +1148,25 @@ class ReapGroup {
     report.took = Clock::now() - started;
     detail::report_ladder_errors(report.errors, "teardown::ReapGroup::reap_all");
     report.statuses.reserve(reaping.size());
-    for (auto& child : reaping) report.statuses.push_back(*child.status());
+    std::vector<Child> refused;  // SIGKILL refused: still running, back into the group
+    for (auto& child : reaping) {
+      if (child.status()) {
+        report.statuses.push_back(*child.status());
+      } else {
+        report.statuses.push_back(
+            ExitStatus{ExitStatus::Kind::kill_refused, 0, 0, rungs.size() - 1, report.took, child.pid()});
+        refused.push_back(std::move(child));
+      }
+    }
+    if (!refused.empty()) {
+      std::lock_guard lock(children_mutex_);
+      for (auto& child : refused) children_.push_back(std::move(child));
+    }
     return report;
   }
 
   mutable std::mutex children_mutex_;
-  std::mutex reap_mutex_;
+  detail::ReapTurns reap_turns_;
   std::vector<Child> children_;
   detail::RungList close_rungs_;
 };

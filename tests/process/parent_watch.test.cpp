@@ -29,6 +29,7 @@ struct FamilyOptions {
   std::string action = "sigterm";
   int exit_code = 129;
   long poll_ms = 10;
+  bool watch_on_thread = false;  // the child builds its ParentWatch on a thread that then exits
 };
 
 /// Grandparent (this process) -> parent (watch_helper parent) -> child (watch_helper child).
@@ -55,7 +56,7 @@ struct Family {
                   options.via_thread ? "1" : "0", std::to_string(control_pipe.read_end.get()),
                   std::to_string(report_fd), options.detect, std::to_string(options.grace_ms), options.action,
                   std::to_string(options.exit_code), std::to_string(go_fd), options.expect_parent ? "1" : "0",
-                  std::to_string(options.poll_ms)},
+                  std::to_string(options.poll_ms), options.watch_on_thread ? "1" : "0"},
                  {report_fd, control_pipe.read_end.get(), go_pipe.read_end.get()}, query_pipe.read_end.get());
     cleanup.add(parent);
     report.emplace(std::move(report_pipe.read_end));
@@ -128,6 +129,18 @@ void parent_sigkill_runs_the_graceful_path(const std::string& detect, bool lifel
 }
 
 }  // namespace
+
+TEST_CASE("test support: a report line that arrives before the one awaited is kept, not lost",
+          "[parent_watch][process]") {
+  // The cause of a flake under load: the helper's child can exec and report "armed" before its
+  // parent, just back from fork, reports "child <pid>"; waiting for "child " dropped "armed ".
+  auto pipe = t::sys::make_pipe("report");
+  const std::string lines = "armed poll\nchild 42\n";
+  REQUIRE(::write(pipe.write_end.get(), lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()));
+  t::LineReader report(std::move(pipe.read_end));
+  CHECK(report.next_starting("child ", Deadline::after(10s)) == "42");
+  CHECK(report.next_starting("armed ", Deadline::after(10s)) == "poll");
+}
 
 TEST_CASE("ParentWatch: with a lifeline, the child notices its parent's SIGKILL and shuts down gracefully",
           "[parent_watch][process]") {
@@ -229,7 +242,16 @@ TEST_CASE("ParentWatch: Detect::pdeathsig fires when the spawning thread exits a
   REQUIRE(::write(family.control.get(), "x", 1) == 1);
   const auto fired = family.report->next_starting("fired ", Deadline::after(10s));
   REQUIRE(fired);
-  CHECK(::kill(family.parent, 0) == 0);  // the parent process is alive all along
+  CHECK(t::still_running(family.parent));  // the parent process is alive all along
+}
+
+TEST_CASE("ParentWatch: Detect::pdeathsig built on a thread that has exited still fires when the parent dies",
+          "[parent_watch][process]") {
+  // PR_SET_PDEATHSIG belongs to the thread that sets it: the watcher thread must set it.
+  Family family({.detect = "pdeathsig", .grace_ms = 600000, .action = "record", .watch_on_thread = true});
+  REQUIRE(family.armed == "pdeathsig");
+  family.kill_parent();
+  CHECK(family.report->next_starting("fired ", Deadline::after(10s)));
 }
 
 TEST_CASE("ParentWatch: a graceful action that hangs is cut short by _exit(exit_code) after the grace",

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -409,6 +410,162 @@ TEST_CASE("Reaper: the overall deadline cuts the graces short and jumps to Kill"
   CHECK(status.signal == SIGKILL);
   CHECK(status.rung == 2);
   CHECK(status.took < 200ms + 2s);
+}
+
+TEST_CASE(
+    "Reaper: with Kill{process_group} a grandchild that ignores SIGTERM dies with its group, not orphaned",
+    "[reaper][process]") {
+  // The leader dies of SIGTERM at the first rung; the grandchild ignores it. The group must
+  // still get SIGKILL before the leader is reaped, or the grandchild is orphaned to init.
+  ReportPipe report;
+  auto child = teardown::spawn(sh("(trap '' TERM; echo ready " + report.to() +
+                                  "; exec sleep 60) & echo pid $! " + report.to() + "; wait"),
+                               {.new_process_group = true, .inherit_fds = {report.write_end.get()}});
+  pid_t grandchild_pid = -1;
+  bool grandchild_ready = false;
+  for (int line_count = 0; line_count < 2; ++line_count) {
+    const auto line = report.read_line(Deadline::after(20s));
+    REQUIRE(line);
+    if (*line == "ready") grandchild_ready = true;
+    if (line->rfind("pid ", 0) == 0) grandchild_pid = std::stoi(line->substr(4));
+  }
+  REQUIRE(grandchild_ready);
+  REQUIRE(grandchild_pid > 0);
+  teardown::UniqueFd grandchild(teardown::detail::pidfd_open(grandchild_pid));
+  REQUIRE(grandchild.valid());
+
+  Reaper reaper(std::move(child), teardown::ladder(rung::Signal{SIGTERM, 20s, Target::process_group},
+                                                   rung::Kill{Target::process_group}));
+  const ExitStatus status = reaper.reap();
+  CHECK(status.kind == ExitStatus::Kind::signaled);
+  CHECK(status.signal == SIGTERM);
+  pollfd grandchild_exit{grandchild.get(), POLLIN, 0};
+  const bool grandchild_ended =
+      teardown::detail::poll_until(&grandchild_exit, 1, Deadline::after(10s).time_point()) == 1;
+  CHECK(grandchild_ended);
+  if (!grandchild_ended) (void)teardown::detail::pidfd_send_signal(grandchild.get(), SIGKILL);
+}
+
+TEST_CASE(
+    "Reaper: a SIGKILL the kernel refuses (EPERM) ends the Kill rung at the overall deadline as kill_refused",
+    "[reaper][process]") {
+  if (::geteuid() != 0) {
+    WARN("needs root (to start a child, then drop privileges); skipped");
+    return;
+  }
+  ReportPipe report;
+  const std::string to = report.to();
+  const pid_t reaping_process = ::fork();  // it drops its privileges for good: not in this process
+  REQUIRE(reaping_process >= 0);
+  if (reaping_process == 0) {
+    try {
+      auto child = teardown::spawn(sh("trap '' TERM; exec sleep 60"));
+      const std::string pid_line = "pid " + std::to_string(child.pid()) + "\n";
+      (void)!::write(report.write_end.get(), pid_line.data(), pid_line.size());
+      if (::setresuid(65534, 65534, 65534) != 0) ::_exit(3);
+      Reaper reaper(std::move(child), teardown::ladder(rung::Signal{SIGTERM, 100ms}, rung::Kill{}));
+      const auto started = teardown::Clock::now();
+      const ExitStatus status = reaper.reap(Deadline::after(500ms));
+      const auto took =
+          std::chrono::duration_cast<std::chrono::milliseconds>(teardown::Clock::now() - started);
+      const std::string result = "took " + std::to_string(took.count()) + " " +
+                                 (status.kind == ExitStatus::Kind::kill_refused ? "kill_refused" : "other") +
+                                 "\n";
+      (void)!::write(report.write_end.get(), result.data(), result.size());
+    } catch (...) {
+      ::_exit(2);
+    }
+    ::_exit(0);  // without destructors: the child is left to the test
+  }
+  const auto pid_line = report.read_line(Deadline::after(20s));
+  REQUIRE(pid_line);
+  teardown::UniqueFd unkillable(teardown::detail::pidfd_open(std::stoi(pid_line->substr(4))));
+  REQUIRE(unkillable.valid());
+  const auto result = report.read_line(Deadline::after(20s));
+  (void)teardown::detail::pidfd_send_signal(unkillable.get(), SIGKILL);
+  (void)::kill(reaping_process, SIGKILL);
+  siginfo_t info{};
+  (void)teardown::detail::retry_eintr(
+      [&] { return ::waitid(P_PID, static_cast<id_t>(reaping_process), &info, WEXITED); });
+  REQUIRE(result);
+  std::istringstream fields(*result);
+  std::string word;
+  long took_ms = 0;
+  std::string kind;
+  fields >> word >> took_ms >> kind;
+  CHECK(kind == "kill_refused");
+  CHECK(took_ms < 500 + 2000);  // the overall deadline bounds the Kill wait (+ generous slack)
+}
+
+TEST_CASE("spawn: a parent whose stdin and stdout are closed still gives the child its stderr",
+          "[reaper][process]") {
+  // With fds 0 and 1 closed, pipe2 hands out low numbers: none of them may take the child's fd 2.
+  ReportPipe report;
+  const pid_t parent = ::fork();
+  REQUIRE(parent >= 0);
+  if (parent == 0) {
+    ::dup2(report.write_end.get(), STDERR_FILENO);
+    report.write_end.reset();
+    report.read_end.reset();
+    ::close(STDIN_FILENO);
+    ::close(STDOUT_FILENO);
+    try {
+      auto child = teardown::spawn(sh("echo stderr-ok >&2"));
+      (void)child.wait_until(Deadline::after(20s));
+    } catch (...) {
+      ::_exit(2);
+    }
+    ::_exit(0);
+  }
+  report.write_end.reset();  // EOF as soon as the parent and its child are gone
+  CHECK(report.read_line(Deadline::after(20s)) == "stderr-ok");
+  siginfo_t info{};
+  CHECK(teardown::detail::retry_eintr(
+            [&] { return ::waitid(P_PID, static_cast<id_t>(parent), &info, WEXITED); }) == 0);
+}
+
+TEST_CASE("Reaper: close(deadline) while another thread reaps returns at its deadline", "[reaper][process]") {
+  ReportPipe ladder_started;
+  const int started_fd = ladder_started.write_end.get();
+  auto child = teardown::spawn(sh("exec sleep 60"));
+  const pid_t pid = child.pid();
+  Reaper reaper(
+      std::move(child),
+      teardown::ladder(rung::Request{[started_fd](Deadline) { (void)!::write(started_fd, "x\n", 2); }, 60s},
+                       rung::Kill{}));
+  std::thread reaping([&] { (void)reaper.reap(); });
+  REQUIRE(ladder_started.read_line(Deadline::after(20s)) == "x");  // the reap holds the Reaper now
+  const auto started = teardown::Clock::now();
+  reaper.close(Deadline::after(200ms));
+  const auto took = teardown::Clock::now() - started;
+  ::kill(pid, SIGKILL);  // ends the reap on the other thread (the child is unreaped: pid is ours)
+  reaping.join();
+  CHECK(took < 200ms + 5s);
+}
+
+TEST_CASE("Reaper: a Request that hangs for good keeps no descriptor once the ladder moved on",
+          "[reaper][process]") {
+  teardown_test::ErrorCapture errors;
+  auto release = std::make_shared<ReportPipe>();
+  auto ask_returned = std::make_shared<ReportPipe>();
+  ReportPipe ready;
+  auto child = teardown_test::spawn_term_ignoring(ready);
+  const std::set<int> fds_before = teardown_test::open_fds();
+  Reaper reaper(std::move(child),
+                teardown::ladder(rung::Request{[release, ask_returned](Deadline) {
+                                                 char byte = 0;
+                                                 (void)teardown::detail::retry_eintr([&] {
+                                                   return ::read(release->read_end.get(), &byte, 1);
+                                                 });
+                                                 (void)!::write(ask_returned->write_end.get(), "x\n", 2);
+                                               },
+                                               100ms},
+                                 rung::Kill{}));
+  const ExitStatus status = reaper.reap();
+  CHECK(status.signal == SIGKILL);
+  CHECK(teardown_test::open_fds() == fds_before);  // the ask still hangs, but holds no pipe of ours
+  REQUIRE(::write(release->write_end.get(), "x", 1) == 1);
+  CHECK(ask_returned->read_line(Deadline::after(20s)) == "x");
 }
 
 TEST_CASE("Reaper: the destructor reaps a child nobody reaped", "[reaper][process]") {

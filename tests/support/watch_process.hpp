@@ -9,6 +9,7 @@
 #include <teardown/unique_resource.hpp>
 
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -54,10 +55,40 @@ inline pid_t spawn(std::vector<std::string> argv, std::vector<int> inherit = {},
 }
 
 /// Reads newline-terminated lines from a pipe, each within a deadline.
+///
+/// Several processes write to one pipe, so lines arrive in any order: a helper's child may run
+/// (and report "armed") before its parent, just back from fork, reports "child <pid>". A line
+/// skipped while looking for another prefix is therefore kept for a later `next_starting`.
 class LineReader {
  public:
   explicit LineReader(teardown::UniqueFd fd) : fd_(std::move(fd)) {}
+  /// The next line not yet returned (kept lines first), or nullopt at the deadline or EOF.
   std::optional<std::string> next(teardown::Deadline deadline) {
+    if (!kept_.empty()) {
+      std::string line = std::move(kept_.front());
+      kept_.pop_front();
+      return line;
+    }
+    return read_line(deadline);
+  }
+  /// The first line that starts with `prefix` (others are kept), or nullopt at the deadline.
+  std::optional<std::string> next_starting(const std::string& prefix, teardown::Deadline deadline) {
+    for (auto line = kept_.begin(); line != kept_.end(); ++line) {
+      if (line->rfind(prefix, 0) == 0) {
+        std::string found = line->substr(prefix.size());
+        kept_.erase(line);
+        return found;
+      }
+    }
+    while (auto line = read_line(deadline)) {
+      if (line->rfind(prefix, 0) == 0) return line->substr(prefix.size());
+      kept_.push_back(std::move(*line));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::optional<std::string> read_line(teardown::Deadline deadline) {
     for (;;) {
       const auto newline = buffer_.find('\n');
       if (newline != std::string::npos) {
@@ -72,18 +103,20 @@ class LineReader {
       buffer_.append(chunk, static_cast<std::size_t>(got));
     }
   }
-  /// The next line that starts with `prefix` (others are skipped), or nullopt at the deadline.
-  std::optional<std::string> next_starting(const std::string& prefix, teardown::Deadline deadline) {
-    while (auto line = next(deadline)) {
-      if (line->rfind(prefix, 0) == 0) return line->substr(prefix.size());
-    }
-    return std::nullopt;
-  }
 
- private:
   teardown::UniqueFd fd_;
   std::string buffer_;
+  std::deque<std::string> kept_;
 };
+
+/// Whether `pid`, a child of this process, is still running: not exited, reaped or not.
+/// (kill(pid, 0) cannot tell: it also succeeds on an unreaped zombie.)
+inline bool still_running(pid_t pid) {
+  siginfo_t info{};
+  const int result = teardown::detail::retry_eintr(
+      [&] { return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT); });
+  return result == 0 && info.si_pid == 0;
+}
 
 /// Waits for `pid` to exit, without reaping it; false at the deadline.
 inline bool wait_exited(pid_t pid, teardown::Deadline deadline) {

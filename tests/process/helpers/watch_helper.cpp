@@ -7,10 +7,11 @@
 //       that exits when a byte arrives on control_fd when asked), reports "child <pid>", then
 //       blocks until killed. The child's environment carries WATCH_HELPER_PARENT_PID.
 //   child    <report_fd> <detect> <grace_ms> <action sigterm|hang|record> <exit_code> <go_fd>
-//            <expect_parent 0|1> <poll_ms>
+//            <expect_parent 0|1> <poll_ms> [<watch_on_thread 0|1>]
 //       waits for a byte on go_fd (unless -1), arms a ParentWatch and a ShutdownSignals, reports
 //       "armed <mechanism>", answers "alive <0|1>" to each 'q' on stdin, and after the token stops
-//       reports "graceful <ns> <ppid>" and exits 0.
+//       reports "graceful <ns> <ppid>" and exits 0. With watch_on_thread the ParentWatch is
+//       built on a thread that has exited before "armed" is reported.
 //   signals  <report_fd> <exit_now|ignore>
 //       arms ShutdownSignals, reports "ready", reports "stopped <ns>" from a stop callback, and
 //       blocks its main thread in poll() forever.
@@ -23,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,6 +127,7 @@ int run_child(char** argv) {
   const int go_fd = std::atoi(argv[7]);
   const bool expect_parent = std::atoi(argv[8]) != 0;
   const long poll_ms = std::atol(argv[9]);
+  const bool watch_on_thread = argv[10] != nullptr && std::atoi(argv[10]) != 0;
 
   if (go_fd >= 0) {
     char byte;
@@ -151,8 +154,13 @@ int run_child(char** argv) {
       report(report_fd, "fired " + std::to_string(now_ns()) + " " + std::to_string(::getppid()));
     };
   }
-  teardown::ParentWatch watch(options);
-  report(report_fd, "armed " + std::string(teardown::to_string(watch.mechanism())));
+  std::optional<teardown::ParentWatch> watch;
+  if (watch_on_thread) {
+    std::thread([&] { watch.emplace(options); }).join();
+  } else {
+    watch.emplace(options);
+  }
+  report(report_fd, "armed " + std::string(teardown::to_string(watch->mechanism())));
 
   pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
   for (;;) {
@@ -163,7 +171,7 @@ int run_child(char** argv) {
       if (::read(STDIN_FILENO, &byte, 1) <= 0) {
         fds[1].fd = -1;  // the test closed its end: stop listening
       } else if (byte == 'q') {
-        report(report_fd, std::string("alive ") + (watch.parent_alive() ? "1" : "0"));
+        report(report_fd, std::string("alive ") + (watch->parent_alive() ? "1" : "0"));
       }
     }
   }
