@@ -526,12 +526,30 @@ struct ExecPlan {
   int highest_fd = 0;
 };
 
-[[noreturn]] inline void exec_in_child(const ExecPlan& plan, int error_fd) noexcept {
-  const auto fail = [error_fd](int step) {
-    const ExecFailure failure{step, errno};
-    (void)!::write(error_fd, &failure, sizeof failure);
-    ::_exit(127);
-  };
+/// What the child needs after fork, as plain pointers and numbers taken from an ExecPlan before
+/// fork: between fork and exec the child calls no C++ library code, only system calls.
+struct ExecArgs {
+  const char* const* candidates;
+  std::size_t candidate_count;
+  char* const* argv;
+  char* const* envp;
+  const int* kept_fds;
+  std::size_t kept_count;
+  const int* inherited_fds;
+  std::size_t inherited_count;
+  bool new_process_group;
+  int highest_fd;
+  int error_fd;
+};
+
+[[noreturn]] TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void exit_exec_failed(int error_fd,
+                                                                                int step) noexcept {
+  const ExecFailure failure{step, errno};
+  (void)!::write(error_fd, &failure, sizeof failure);
+  ::_exit(127);
+}
+
+[[noreturn]] TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void exec_in_child(const ExecArgs& args) noexcept {
   struct sigaction default_action {};
   default_action.sa_handler = SIG_DFL;
   sigemptyset(&default_action.sa_mask);
@@ -542,24 +560,27 @@ struct ExecPlan {
   sigemptyset(&no_signals);
   (void)::sigprocmask(SIG_SETMASK, &no_signals, nullptr);
 
-  if (plan.new_process_group && ::setpgid(0, 0) != 0) fail(exec_step_setpgid);
-  for (const int fd : plan.inherited_fds) {
+  if (args.new_process_group && ::setpgid(0, 0) != 0) exit_exec_failed(args.error_fd, exec_step_setpgid);
+  for (std::size_t i = 0; i < args.inherited_count; ++i) {
+    const int fd = args.inherited_fds[i];
     const int flags = ::fcntl(fd, F_GETFD);
-    if (flags == -1 || ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) == -1) fail(exec_step_inherit_fd);
+    if (flags == -1 || ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) == -1) {
+      exit_exec_failed(args.error_fd, exec_step_inherit_fd);
+    }
   }
   // Close everything else: a leaked pipe end would keep someone's lifeline open forever.
   int next = 3;
-  for (const int kept : plan.kept_fds) {
+  for (std::size_t i = 0; i < args.kept_count; ++i) {
+    const int kept = args.kept_fds[i];
     if (kept < 3) continue;  // 0-2 are never swept: a kept fd there must not move `next` below 3
-    detail::close_fd_range(next, kept - 1, plan.highest_fd);
+    detail::close_fd_range(next, kept - 1, args.highest_fd);
     next = kept + 1;
   }
-  detail::close_fd_range(next, INT_MAX, plan.highest_fd);
+  detail::close_fd_range(next, INT_MAX, args.highest_fd);
 
   int error = ENOENT;
-  for (const auto& candidate : plan.candidates) {
-    ::execve(candidate.c_str(), const_cast<char* const*>(plan.argv.data()),
-             const_cast<char* const*>(plan.envp.data()));
+  for (std::size_t i = 0; i < args.candidate_count; ++i) {
+    ::execve(args.candidates[i], args.argv, args.envp);
     if (errno == EACCES) {
       error = EACCES;  // as execvp: remember it, but a later PATH entry may still work
     } else if (errno != ENOENT && errno != ENOTDIR) {
@@ -568,8 +589,7 @@ struct ExecPlan {
     }
   }
   errno = error;
-  fail(exec_step_exec);
-  ::_exit(127);  // unreachable: fail() exits
+  exit_exec_failed(args.error_fd, exec_step_exec);
 }
 
 inline std::string path_for_message(const std::vector<std::string>& argv, const std::string& search_path) {
@@ -667,6 +687,19 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
   plan.kept_fds.erase(std::unique(plan.kept_fds.begin(), plan.kept_fds.end()), plan.kept_fds.end());
   plan.new_process_group = options.new_process_group;
   plan.highest_fd = highest_possible_fd();
+  std::vector<const char*> candidate_paths;
+  for (const auto& candidate : plan.candidates) candidate_paths.push_back(candidate.c_str());
+  const ExecArgs child_args{candidate_paths.data(),
+                            candidate_paths.size(),
+                            const_cast<char* const*>(plan.argv.data()),
+                            const_cast<char* const*>(plan.envp.data()),
+                            plan.kept_fds.data(),
+                            plan.kept_fds.size(),
+                            plan.inherited_fds.data(),
+                            plan.inherited_fds.size(),
+                            plan.new_process_group,
+                            plan.highest_fd,
+                            error_write.get()};
 
   // Block every signal across fork: until the child resets its dispositions, a signal would run
   // one of our handlers in the child (writing, say, into our own shutdown self-pipe).
@@ -675,7 +708,7 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
   sigfillset(&all_signals);
   ::pthread_sigmask(SIG_SETMASK, &all_signals, &previous_mask);
   const pid_t pid = ::fork();
-  if (pid == 0) exec_in_child(plan, error_write.get());
+  if (pid == 0) exec_in_child(child_args);
   const int fork_error = errno;
   ::pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
   if (pid < 0) {

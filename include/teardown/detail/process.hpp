@@ -78,13 +78,28 @@ inline int waitid_pidfd(int pidfd, siginfo_t* info, int options) noexcept {
 /// Closes every fd in [first, last] (INT_MAX: every fd from `first` on). Async-signal-safe: runs
 /// in a forked child before exec. close_range(2) when the kernel has it (5.9), otherwise one
 /// close(2) per number up to `fallback_last`, computed before fork by highest_possible_fd().
-inline void close_fd_range(int first, int last, int fallback_last) noexcept {
+// Code that runs between fork() and exec() must not enter a sanitizer's runtime: after a
+// multithreaded fork, its internal locks may be held by threads that do not exist in the child,
+// and ThreadSanitizer (before LLVM 19) can hang there. Such functions touch only plain data and
+// system calls. Feature detection only: compilers without the attribute instrument as usual.
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC
+#define TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC
+#endif
+
+TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void close_fd_range(int first, int last,
+                                                                 int fallback_last) noexcept {
   if (first > last) return;
 #if defined(__linux__) && defined(SYS_close_range)
   const unsigned range_end = last == INT_MAX ? ~0U : static_cast<unsigned>(last);
   if (::syscall(SYS_close_range, static_cast<unsigned>(first), range_end, 0U) == 0) return;
 #endif
-  for (int fd = first; fd <= std::min(last, fallback_last); ++fd) (void)::close(fd);
+  const int end = last < fallback_last ? last : fallback_last;  // no library call: runs after fork
+  for (int fd = first; fd <= end; ++fd) (void)::close(fd);
 }
 
 /// The highest fd number worth closing by hand when close_range is missing.
