@@ -218,13 +218,12 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
 
     Children children(plans);
     // The stop RPC: tell every child that answers requests to exit. A Request that outlives its
-    // grace keeps running on its own thread after the reap returns, so the RPC owns the pipes'
-    // write ends (through the shared vector) instead of borrowing fd numbers that `children`
-    // would close under it.
-    auto controls = std::make_shared<std::vector<teardown::UniqueFd>>();
-    for (auto& control : children.controls) controls->push_back(std::move(control->write_end));
+    // grace keeps running on its own thread after the reap returns, so the RPC owns both ends of
+    // the control pipes: it never writes to an fd the test closed, nor into a pipe without a
+    // reader (SIGPIPE would end the test process and orphan the children).
+    auto controls = std::make_shared<std::vector<std::unique_ptr<ReportPipe>>>(std::move(children.controls));
     const std::function<void(Deadline)> answer = [controls](Deadline) {
-      for (const auto& fd : *controls) (void)!::write(fd.get(), "stop\n", 5);
+      for (const auto& control : *controls) (void)!::write(control->write_end.get(), "stop\n", 5);
     };
 
     std::vector<ExitStatus> statuses;
