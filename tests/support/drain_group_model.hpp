@@ -62,6 +62,7 @@ struct Result {
   std::vector<std::size_t> in_flight_after_step;
   bool admission_refused_after = true;
   bool second_report_identical = true;
+  bool persist_thread_finished = true;  // every copy of the persist callback was destroyed
   friend bool operator==(const Result&, const Result&) = default;
 };
 
@@ -184,6 +185,11 @@ inline Result run(const Plan& plan) {
     std::vector<std::string> ids;
   };
   auto persisted = std::make_shared<Persisted>();
+  // Dies with the last copy of the persist callback: when an abandoned persist thread is done.
+  // Waiting for it keeps a callback's in-flight exception from outliving this run (LeakSanitizer
+  // in the fuzz harness checks for leaks right after each input).
+  auto persist_done = std::make_shared<Gate>();
+  std::shared_ptr<void> persist_alive(nullptr, [persist_done](void*) { persist_done->open(); });
   {
     teardown::DrainGroup group;
     std::size_t next_id = 0;
@@ -249,7 +255,7 @@ inline Result run(const Plan& plan) {
       });
     }
 
-    auto persist = [persist_plan, persisted](std::string_view id) {
+    auto persist = [persist_plan, persisted, alive = std::move(persist_alive)](std::string_view id) {
       {
         std::lock_guard lock(persisted->mutex);
         persisted->ids.emplace_back(id);
@@ -282,6 +288,7 @@ inline Result run(const Plan& plan) {
   }
   release->open();
   for (auto& helper : helpers) helper.join();
+  result.persist_thread_finished = persist_done->wait();
 
   {
     std::lock_guard lock(persisted->mutex);  // an abandoned persist thread may still be running
@@ -306,7 +313,8 @@ inline bool matches(const Plan& plan, const Result& actual, const Result& expect
          actual.cancelled == expected.cancelled && actual.abandoned == expected.abandoned &&
          actual.abandoned_ids == expected.abandoned_ids &&
          actual.in_flight_after_step == expected.in_flight_after_step && actual.admission_refused_after &&
-         actual.second_report_identical && subset(actual.persist_failures, expected.abandoned_ids) &&
+         actual.second_report_identical && actual.persist_thread_finished &&
+         subset(actual.persist_failures, expected.abandoned_ids) &&
          subset(actual.persisted_ids, expected.abandoned_ids);
 }
 
