@@ -1,5 +1,5 @@
 // DrainGroup's hot path: an anonymous enter/leave allocates nothing. A counting global
-// operator new (every unaligned form, so that ASan sees matching pairs) lives in this executable.
+// operator new (every form, from support/replace_operator_new.hpp) lives in this executable.
 #include <teardown/drain_group.hpp>
 
 #include <atomic>
@@ -34,23 +34,12 @@ namespace {
 std::atomic<long> allocations{0};
 }  // namespace
 
-void* operator new(std::size_t size) {
+#include "support/replace_operator_new.hpp"
+
+bool teardown_test::allow_allocation(std::size_t) noexcept {
   allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
-  throw std::bad_alloc();
+  return true;
 }
-void* operator new[](std::size_t size) { return operator new(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return operator new(size, tag); }
-void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete(void* memory) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete[](void* memory) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
 
 TEST_CASE("DrainGroup: entering and leaving an anonymous ticket allocates nothing", "[drain_group]") {
   teardown::DrainGroup group;

@@ -34,41 +34,11 @@ namespace {
 thread_local int fail_allocation_after = 0;  // > 0: the n-th next allocation on this thread fails
 }  // namespace
 
-namespace {
-void* allocate_or_null(std::size_t size, std::size_t align) noexcept {
-  if (fail_allocation_after > 0 && --fail_allocation_after == 0) return nullptr;
-  if (size == 0) size = 1;
-  if (align <= alignof(std::max_align_t)) return std::malloc(size);
-  void* memory = nullptr;
-  return ::posix_memalign(&memory, align, size) == 0 ? memory : nullptr;
-}
-void* allocate(std::size_t size, std::size_t align) {
-  if (void* memory = allocate_or_null(size, align)) return memory;
-  throw std::bad_alloc();
-}
-}  // namespace
+#include "support/replace_operator_new.hpp"
 
-// Every form, so that no allocation pairs the sanitizer's operator new with this delete.
-void* operator new(std::size_t size) { return allocate(size, 0); }
-void* operator new[](std::size_t size) { return allocate(size, 0); }
-void* operator new(std::size_t size, std::align_val_t align) {
-  return allocate(size, static_cast<std::size_t>(align));
+bool teardown_test::allow_allocation(std::size_t) noexcept {
+  return !(fail_allocation_after > 0 && --fail_allocation_after == 0);
 }
-void* operator new[](std::size_t size, std::align_val_t align) {
-  return allocate(size, static_cast<std::size_t>(align));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return allocate_or_null(size, 0); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return allocate_or_null(size, 0); }
-void operator delete(void* memory) noexcept { std::free(memory); }
-void operator delete[](void* memory) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete(void* memory, std::align_val_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::align_val_t) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
-void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
 #endif
 
 TEST_CASE("DrainGroup: a report that cannot be copied out of memory still ends the drain for later callers",

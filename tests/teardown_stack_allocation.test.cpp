@@ -22,21 +22,6 @@ namespace {
 std::atomic<bool> counting{false};
 std::atomic<long> allocations{0};
 
-#if !defined(TEARDOWN_TEST_COUNT_WITH_SANITIZER_HOOK)
-void* counted_allocation_or_null(std::size_t size, std::size_t align) noexcept {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (size == 0) size = 1;
-  if (align <= alignof(std::max_align_t)) return std::malloc(size);
-  void* memory = nullptr;
-  return ::posix_memalign(&memory, align, size) == 0 ? memory : nullptr;
-}
-
-void* counted_allocation(std::size_t size, std::size_t align) {
-  if (void* memory = counted_allocation_or_null(size, align)) return memory;
-  throw std::bad_alloc();
-}
-#endif
-
 /// Counts the operator new calls made while it is alive.
 class AllocationCounter {
  public:
@@ -67,40 +52,12 @@ void ignore_free(const volatile void*) {}
     __sanitizer_install_malloc_and_free_hooks(&count_malloc, &ignore_free);
 }  // namespace
 #else
-// Every replaceable form is defined here: a sanitizer runtime that also defines them keeps all of
-// its own forms in one object file, which must then not be needed at all.
-void* operator new(std::size_t size) { return counted_allocation(size, alignof(std::max_align_t)); }
-void* operator new[](std::size_t size) { return counted_allocation(size, alignof(std::max_align_t)); }
-void* operator new(std::size_t size, std::align_val_t align) {
-  return counted_allocation(size, static_cast<std::size_t>(align));
+#include "support/replace_operator_new.hpp"
+
+bool teardown_test::allow_allocation(std::size_t) noexcept {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
-void* operator new[](std::size_t size, std::align_val_t align) {
-  return counted_allocation(size, static_cast<std::size_t>(align));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  return counted_allocation_or_null(size, alignof(std::max_align_t));
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return counted_allocation_or_null(size, alignof(std::max_align_t));
-}
-void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-  return counted_allocation_or_null(size, static_cast<std::size_t>(align));
-}
-void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-  return counted_allocation_or_null(size, static_cast<std::size_t>(align));
-}
-void operator delete(void* memory) noexcept { std::free(memory); }
-void operator delete[](void* memory) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete(void* memory, std::align_val_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::align_val_t) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t, std::align_val_t) noexcept { std::free(memory); }
-void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete(void* memory, std::align_val_t, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::align_val_t, const std::nothrow_t&) noexcept { std::free(memory); }
 #endif
 
 using ThreePlan =
