@@ -53,6 +53,16 @@ bool any_contains(const std::vector<std::string>& texts, const std::string& part
 std::atomic<int> barrage_delivered{0};
 extern "C" void count_barrage_signal(int) { barrage_delivered.fetch_add(1, std::memory_order_relaxed); }
 
+// A Request ask that hangs until a byte arrives on `release`, then writes "x\n" to `ask_returned`
+// (when given). It co-owns both pipes: an abandoned ask outlives the reap that gave up on it.
+auto hanging_ask(std::shared_ptr<ReportPipe> release, std::shared_ptr<ReportPipe> ask_returned = nullptr) {
+  return [release = std::move(release), ask_returned = std::move(ask_returned)](Deadline) {
+    char byte = 0;
+    (void)teardown::detail::retry_eintr([&] { return ::read(release->read_end.get(), &byte, 1); });
+    if (ask_returned) (void)!::write(ask_returned->write_end.get(), "x\n", 2);
+  };
+}
+
 }  // namespace
 
 TEST_CASE("Reaper: a child that exits by itself is reaped at the Wait rung with its exit code",
@@ -181,15 +191,7 @@ TEST_CASE("Reaper: a Request whose ask hangs past its grace does not hold the la
   auto ask_returned = std::make_shared<ReportPipe>();
   ReportPipe ready;
   Reaper reaper(teardown_test::spawn_term_ignoring(ready),
-                teardown::ladder(rung::Request{[release, ask_returned](Deadline) {
-                                                 char byte = 0;
-                                                 (void)teardown::detail::retry_eintr([&] {
-                                                   return ::read(release->read_end.get(), &byte, 1);
-                                                 });
-                                                 (void)!::write(ask_returned->write_end.get(), "x\n", 2);
-                                               },
-                                               200ms},
-                                 rung::Kill{}));
+                teardown::ladder(rung::Request{hanging_ask(release, ask_returned), 200ms}, rung::Kill{}));
   const ExitStatus status = reaper.reap();
   CHECK(status.signal == SIGKILL);
   CHECK(status.rung == 1);
@@ -552,15 +554,7 @@ TEST_CASE("Reaper: a Request that hangs for good keeps no descriptor once the la
   auto child = teardown_test::spawn_term_ignoring(ready);
   const std::set<int> fds_before = teardown_test::open_fds();
   Reaper reaper(std::move(child),
-                teardown::ladder(rung::Request{[release, ask_returned](Deadline) {
-                                                 char byte = 0;
-                                                 (void)teardown::detail::retry_eintr([&] {
-                                                   return ::read(release->read_end.get(), &byte, 1);
-                                                 });
-                                                 (void)!::write(ask_returned->write_end.get(), "x\n", 2);
-                                               },
-                                               100ms},
-                                 rung::Kill{}));
+                teardown::ladder(rung::Request{hanging_ask(release, ask_returned), 100ms}, rung::Kill{}));
   const ExitStatus status = reaper.reap();
   CHECK(status.signal == SIGKILL);
   CHECK(teardown_test::open_fds() == fds_before);  // the ask still hangs, but holds no pipe of ours
@@ -622,15 +616,9 @@ TEST_CASE("Seed 002: an unresponsive worker is killed within the deadline", "[re
   teardown_test::ErrorCapture errors;
   auto release = std::make_shared<ReportPipe>();
   ReportPipe ready;
-  Reaper worker(teardown_test::spawn_term_ignoring(ready),
-                teardown::ladder(rung::Request{[release](Deadline) {
-                                                 char byte = 0;
-                                                 (void)teardown::detail::retry_eintr([&] {
-                                                   return ::read(release->read_end.get(), &byte, 1);
-                                                 });
-                                               },
-                                               20s},
-                                 rung::Signal{SIGTERM, 20s}, rung::Kill{}));
+  Reaper worker(
+      teardown_test::spawn_term_ignoring(ready),
+      teardown::ladder(rung::Request{hanging_ask(release), 20s}, rung::Signal{SIGTERM, 20s}, rung::Kill{}));
   const auto started = teardown::Clock::now();
   const ExitStatus status = worker.reap(Deadline::after(300ms));
   CHECK(teardown::Clock::now() - started < 300ms + 2s);
