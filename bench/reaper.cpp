@@ -93,17 +93,21 @@ void report_percentiles(benchmark::State& state, std::vector<double>& latencies_
   state.counters["max_us"] = latencies_us.back();
 }
 
-void BM_ExitDetection_Teardown_WaitUntil(benchmark::State& state) {
+// The exit-detection loop both teardown rows share: spawn_child(argv, options) starts the child,
+// wait_deadline() bounds each wait_until.
+template <typename SpawnChild, typename WaitDeadline>
+void measure_exit_detection(benchmark::State& state, SpawnChild spawn_child, WaitDeadline wait_deadline) {
   const std::string self = self_path();
   std::vector<double> latencies_us;
   for (auto _ : state) {
     Pipe go;
     Pipe stamp;
-    auto child = teardown::spawn({self, "--child-exit-on-byte", std::to_string(go.read_end.get()),
-                                  std::to_string(stamp.write_end.get())},
-                                 {.inherit_fds = {go.read_end.get(), stamp.write_end.get()}});
+    auto child =
+        spawn_child(std::vector<std::string>{self, "--child-exit-on-byte", std::to_string(go.read_end.get()),
+                                             std::to_string(stamp.write_end.get())},
+                    teardown::SpawnOptions{.inherit_fds = {go.read_end.get(), stamp.write_end.get()}});
     if (::write(go.write_end.get(), "g", 1) != 1) std::abort();
-    const auto status = child.wait_until(teardown::Deadline::never());
+    const auto status = child.wait_until(wait_deadline());
     const std::int64_t returned = monotonic_ns();
     if (!status || !status->clean()) state.SkipWithError("the child did not exit cleanly");
     const double latency_us = double(returned - read_stamp(stamp.read_end.get())) / 1000.0;
@@ -112,30 +116,28 @@ void BM_ExitDetection_Teardown_WaitUntil(benchmark::State& state) {
   }
   report_percentiles(state, latencies_us);
 }
+
+void BM_ExitDetection_Teardown_WaitUntil(benchmark::State& state) {
+  measure_exit_detection(
+      state,
+      [](std::vector<std::string> argv, teardown::SpawnOptions options) {
+        return teardown::spawn(std::move(argv), std::move(options));
+      },
+      [] { return teardown::Deadline::never(); });
+}
 BENCHMARK(BM_ExitDetection_Teardown_WaitUntil)
     ->Iterations(300)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
 void BM_ExitDetection_Teardown_WaitUntil_Fallback(benchmark::State& state) {
-  const std::string self = self_path();
-  std::vector<double> latencies_us;
-  for (auto _ : state) {
-    Pipe go;
-    Pipe stamp;
-    auto child = teardown::detail::spawn_child(
-        {self, "--child-exit-on-byte", std::to_string(go.read_end.get()),
-         std::to_string(stamp.write_end.get())},
-        {.inherit_fds = {go.read_end.get(), stamp.write_end.get()}}, teardown::detail::PidfdUse::never);
-    if (::write(go.write_end.get(), "g", 1) != 1) std::abort();
-    const auto status = child.wait_until(teardown::Deadline::after(10s));
-    const std::int64_t returned = monotonic_ns();
-    if (!status || !status->clean()) state.SkipWithError("the child did not exit cleanly");
-    const double latency_us = double(returned - read_stamp(stamp.read_end.get())) / 1000.0;
-    latencies_us.push_back(latency_us);
-    state.SetIterationTime(latency_us / 1e6);
-  }
-  report_percentiles(state, latencies_us);
+  measure_exit_detection(
+      state,
+      [](std::vector<std::string> argv, teardown::SpawnOptions options) {
+        return teardown::detail::spawn_child(std::move(argv), std::move(options),
+                                             teardown::detail::PidfdUse::never);
+      },
+      [] { return teardown::Deadline::after(10s); });
 }
 BENCHMARK(BM_ExitDetection_Teardown_WaitUntil_Fallback)
     ->Iterations(300)
