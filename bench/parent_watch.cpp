@@ -168,7 +168,8 @@ void set_percentiles(benchmark::State& state, std::vector<double> samples_ms) {
 }
 
 void BM_parent_death_detection(benchmark::State& state, const char* detect, long poll_ms) {
-  if (std::string(detect) == "pidfd" && !teardown::UniqueFd(teardown::detail::pidfd_open(::getpid())).valid()) {
+  if (std::string(detect) == "pidfd" &&
+      !teardown::UniqueFd(teardown::detail::pidfd_open(::getpid())).valid()) {
     state.SkipWithError("pidfd_open is not supported on this kernel");
     return;
   }
