@@ -37,6 +37,14 @@ struct Step {
   void operator()() const { ++*counter; }
 };
 
+/// Allocations per iteration while pushing and while closing, as benchmark counters.
+void report_allocations(benchmark::State& state, long push_allocs, long close_allocs) {
+  state.counters["push_allocs"] =
+      benchmark::Counter(static_cast<double>(push_allocs), benchmark::Counter::kAvgIterations);
+  state.counters["close_allocs"] =
+      benchmark::Counter(static_cast<double>(close_allocs), benchmark::Counter::kAvgIterations);
+}
+
 void BM_TeardownStack_Lifo(benchmark::State& state) {
   const auto steps = static_cast<int>(state.range(0));
   long counter = 0;
@@ -50,10 +58,7 @@ void BM_TeardownStack_Lifo(benchmark::State& state) {
     close_allocs += allocations_in([&] { benchmark::DoNotOptimize(&stack.close()); });
   }
   benchmark::DoNotOptimize(counter);
-  state.counters["push_allocs"] =
-      benchmark::Counter(static_cast<double>(push_allocs), benchmark::Counter::kAvgIterations);
-  state.counters["close_allocs"] =
-      benchmark::Counter(static_cast<double>(close_allocs), benchmark::Counter::kAvgIterations);
+  report_allocations(state, push_allocs, close_allocs);
 }
 BENCHMARK(BM_TeardownStack_Lifo)->Arg(1)->Arg(8)->Arg(64);
 
@@ -82,10 +87,7 @@ void BM_TeardownStack_Plan8(benchmark::State& state) {
     close_allocs += allocations_in([&] { benchmark::DoNotOptimize(&stack.close()); });
   }
   benchmark::DoNotOptimize(counter);
-  state.counters["push_allocs"] =
-      benchmark::Counter(static_cast<double>(push_allocs), benchmark::Counter::kAvgIterations);
-  state.counters["close_allocs"] =
-      benchmark::Counter(static_cast<double>(close_allocs), benchmark::Counter::kAvgIterations);
+  report_allocations(state, push_allocs, close_allocs);
 }
 BENCHMARK(BM_TeardownStack_Plan8);
 
@@ -110,10 +112,7 @@ void BM_VectorFunction(benchmark::State& state) {
     });
   }
   benchmark::DoNotOptimize(counter);
-  state.counters["push_allocs"] =
-      benchmark::Counter(static_cast<double>(push_allocs), benchmark::Counter::kAvgIterations);
-  state.counters["close_allocs"] =
-      benchmark::Counter(static_cast<double>(close_allocs), benchmark::Counter::kAvgIterations);
+  report_allocations(state, push_allocs, close_allocs);
 }
 BENCHMARK(BM_VectorFunction)->Arg(1)->Arg(8)->Arg(64);
 
