@@ -1,0 +1,425 @@
+// teardown/detail/cgroup.hpp — cgroup v2 leaves for Contain::cgroup, one small function each.
+//
+// This process's own cgroup is found from /proc/self/cgroup and /proc/self/mountinfo (never a
+// hard-coded path). Beneath it lives one per-process subtree,
+//   <own cgroup>/teardown-<pid>/die-with-parent/<n>   children spawned with die_with_parent
+//   <own cgroup>/teardown-<pid>/live-on/<n>           the others
+// so a single write to `die-with-parent/cgroup.kill` ends every tree that must die with us (the
+// guardian does that when this process dies). Each child gets a leaf `<n>`, entered at clone
+// time (CLONE_INTO_CGROUP), signalled, killed (`cgroup.kill`, Linux 5.14), waited on until
+// `cgroup.events` says `populated 0` (an event: POLLPRI), and removed.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "../core.hpp"
+#include "../unique_resource.hpp"
+#include "process.hpp"
+
+namespace teardown::detail {
+
+/// The directory of this process's cgroup v2, or why there is none.
+struct CgroupDiscovery {
+  std::string directory;  // empty when not found
+  std::string why;        // what was missing, for the error message
+};
+
+/// Undoes mountinfo's octal escapes (a space is "\040").
+inline std::string mountinfo_unescape(std::string_view field) {
+  std::string text;
+  for (std::size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '3' &&
+        field[i + 2] >= '0' && field[i + 2] <= '7' && field[i + 3] >= '0' && field[i + 3] <= '7') {
+      text += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      text += field[i];
+    }
+  }
+  return text;
+}
+
+inline std::vector<std::string_view> split_fields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  std::size_t start = 0;
+  while (start < line.size()) {
+    while (start < line.size() && line[start] == ' ') ++start;
+    if (start >= line.size()) break;
+    std::size_t end = line.find(' ', start);
+    if (end == std::string_view::npos) end = line.size();
+    fields.push_back(line.substr(start, end - start));
+    start = end;
+  }
+  return fields;
+}
+
+/// From the texts of /proc/self/cgroup and /proc/self/mountinfo: the directory of our cgroup v2.
+/// Pure, so every odd layout (hybrid hierarchies, a container's bind mount whose root is not
+/// "/", no cgroup2 at all) is testable and fuzzable.
+inline CgroupDiscovery discover_cgroup(std::string_view proc_self_cgroup, std::string_view mountinfo) {
+  std::string own;
+  bool found_own = false;
+  for (std::size_t start = 0; start < proc_self_cgroup.size();) {
+    std::size_t end = proc_self_cgroup.find('\n', start);
+    if (end == std::string_view::npos) end = proc_self_cgroup.size();
+    const std::string_view line = proc_self_cgroup.substr(start, end - start);
+    if (line.substr(0, 3) == "0::") {
+      own = std::string(line.substr(3));
+      found_own = true;
+    }
+    start = end + 1;
+  }
+  if (!found_own || own.empty() || own.front() != '/') {
+    return {{}, "/proc/self/cgroup has no cgroup v2 entry (\"0::/...\")"};
+  }
+  for (std::size_t start = 0; start < mountinfo.size();) {
+    std::size_t end = mountinfo.find('\n', start);
+    if (end == std::string_view::npos) end = mountinfo.size();
+    const auto fields = split_fields(mountinfo.substr(start, end - start));
+    start = end + 1;
+    // id parent major:minor root mount-point options [optional...] - fstype source super-options
+    std::size_t separator = 6;
+    while (separator < fields.size() && fields[separator] != "-") ++separator;
+    if (fields.size() < 5 || separator + 1 >= fields.size() || fields[separator + 1] != "cgroup2") continue;
+    const std::string root = mountinfo_unescape(fields[3]);
+    const std::string mount_point = mountinfo_unescape(fields[4]);
+    if (root == "/") return {own == "/" ? mount_point : mount_point + own, {}};
+    if (own == root) return {mount_point, {}};
+    if (own.compare(0, root.size(), root) == 0 && own[root.size()] == '/') {
+      return {mount_point + own.substr(root.size()), {}};
+    }
+  }
+  return {{}, "no cgroup2 mount in /proc/self/mountinfo holds this process's cgroup " + own};
+}
+
+/// A small file's whole text (procfs, cgroupfs); empty if it cannot be read.
+inline std::string read_text_file(const std::string& path) {
+  std::string text;
+  UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t got = retry_eintr([&] { return ::read(file.get(), buffer, sizeof buffer); });
+    if (got <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(got));
+  }
+  return text;
+}
+
+/// Writes `text` to a cgroup control file; 0, or -1 with errno.
+inline int write_control(const std::string& path, std::string_view text) noexcept {
+  const int file = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (file < 0) return -1;
+  const ssize_t wrote = retry_eintr([&] { return ::write(file, text.data(), text.size()); });
+  const int error = errno;
+  ::close(file);
+  errno = error;
+  return wrote == static_cast<ssize_t>(text.size()) ? 0 : -1;
+}
+
+/// Where this process's cgroup v2 directory is, read now.
+inline CgroupDiscovery discover_own_cgroup() {
+  return discover_cgroup(read_text_file("/proc/self/cgroup"), read_text_file("/proc/self/mountinfo"));
+}
+
+/// clone3(CLONE_INTO_CGROUP | CLONE_PIDFD): like fork, but the child is born inside the cgroup
+/// behind `cgroup_fd` (no window in which it runs outside, no write to cgroup.procs, which costs
+/// far more than the clone on recent kernels), and `*pidfd` is its pidfd from the first instant.
+/// Returns the pid in the parent, 0 in the child, -1 with errno (ENOSYS before Linux 5.7, E2BIG
+/// or EINVAL where the kernel lacks CLONE_INTO_CGROUP): the caller then forks and moves the child
+/// itself.
+TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline pid_t clone_into_cgroup(int cgroup_fd, int* pidfd) noexcept {
+#if defined(__linux__) && defined(SYS_clone3)
+  struct {
+    std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+  } args{};
+  constexpr std::uint64_t clone_pidfd = 0x00001000ULL;         // CLONE_PIDFD
+  constexpr std::uint64_t clone_into_cgroup = 0x200000000ULL;  // CLONE_INTO_CGROUP
+  args.flags = clone_pidfd | clone_into_cgroup;
+  args.pidfd = reinterpret_cast<std::uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+#else
+  (void)cgroup_fd;
+  (void)pidfd;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+[[noreturn]] inline void throw_cgroup_error(int error, const std::string& what) {
+  throw std::system_error(error, std::generic_category(), "teardown::spawn: Contain::cgroup: " + what);
+}
+
+/// One child's cgroup: its directory (the clone target), its `cgroup.events`, and what it holds.
+/// Removed (rmdir) when destroyed; the owner empties it first (`kill` + `wait_empty`).
+class CgroupLeaf {
+ public:
+  CgroupLeaf() = default;
+
+  /// Creates `<parent>/<name>`; std::system_error naming the path when it cannot.
+  static CgroupLeaf create(const std::string& parent, const std::string& name) {
+    CgroupLeaf leaf;
+    leaf.path_ = parent + "/" + name;
+    if (::mkdir(leaf.path_.c_str(), 0755) != 0) throw_cgroup_error(errno, "cannot create " + leaf.path_);
+    leaf.directory_.reset(::open(leaf.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    leaf.events_.reset(::open((leaf.path_ + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!leaf.directory_ || !leaf.events_) {
+      const int error = errno;
+      (void)::rmdir(leaf.path_.c_str());
+      throw_cgroup_error(error, "cannot open " + leaf.path_ + " or its cgroup.events");
+    }
+    return leaf;
+  }
+
+  CgroupLeaf(CgroupLeaf&& other) noexcept = default;
+  CgroupLeaf& operator=(CgroupLeaf&& other) noexcept {
+    if (this != &other) {
+      remove();
+      path_ = std::move(other.path_);
+      directory_ = std::move(other.directory_);
+      events_ = std::move(other.events_);
+      other.path_.clear();
+    }
+    return *this;
+  }
+  ~CgroupLeaf() { remove(); }
+
+  [[nodiscard]] bool exists() const noexcept { return directory_.valid(); }
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  /// The directory fd clone3 takes for CLONE_INTO_CGROUP.
+  [[nodiscard]] int directory_fd() const noexcept { return directory_.get(); }
+  /// `cgroup.events`: POLLPRI when it changes (populated, frozen).
+  [[nodiscard]] int events_fd() const noexcept { return events_.get(); }
+
+  /// Whether any process is in the leaf (`populated 1`). Zombies do not count: a process leaves
+  /// its cgroup when it exits, not when it is reaped.
+  [[nodiscard]] bool populated() const {
+    char buffer[256];
+    const ssize_t got = retry_eintr([&] { return ::pread(events_.get(), buffer, sizeof buffer - 1, 0); });
+    if (got <= 0) return false;
+    buffer[got] = '\0';
+    const std::string_view text(buffer, static_cast<std::size_t>(got));
+    return text.find("populated 1") != std::string_view::npos;
+  }
+
+  /// Waits (poll on `cgroup.events`, POLLPRI) until the leaf is empty or `deadline`.
+  [[nodiscard]] bool wait_empty(Deadline deadline) const {
+    for (;;) {
+      if (!populated()) return true;
+      if (deadline.expired()) return false;
+      pollfd change{events_.get(), POLLPRI, 0};
+      if (poll_until(&change, 1, deadline.time_point()) == -1) {
+        throw std::system_error(errno, std::generic_category(),
+                                "teardown: poll on " + path_ + "/cgroup.events");
+      }
+    }
+  }
+
+  /// The pids in the leaf now (`cgroup.procs`).
+  [[nodiscard]] std::vector<pid_t> members() const {
+    std::vector<pid_t> pids;
+    const std::string text = read_text_file(path_ + "/cgroup.procs");
+    long value = 0;
+    bool in_number = false;
+    for (const char c : text) {
+      if (c >= '0' && c <= '9') {
+        value = value * 10 + (c - '0');
+        in_number = true;
+      } else {
+        if (in_number) pids.push_back(static_cast<pid_t>(value));
+        value = 0;
+        in_number = false;
+      }
+    }
+    if (in_number) pids.push_back(static_cast<pid_t>(value));
+    return pids;
+  }
+
+  /// Sends `signo` to every process in the leaf, each through a pidfd verified to belong to this
+  /// leaf after it was opened (a pid that exited and was recycled meanwhile is elsewhere, and is
+  /// skipped). Returns how many were signalled.
+  std::size_t signal_members(int signo) const {
+    std::size_t signalled = 0;
+    const std::string expected = leaf_suffix();
+    for (const pid_t pid : members()) {
+      UniqueFd pidfd(pidfd_open(pid));
+      if (pidfd) {
+        const std::string membership = read_text_file("/proc/" + std::to_string(pid) + "/cgroup");
+        if (!membership_ends_with(membership, expected)) continue;
+        if (pidfd_send_signal(pidfd.get(), signo) == 0) ++signalled;
+      } else if (errno == ENOSYS) {
+        // No pidfds (Linux < 5.3): cgroup.procs was read an instant ago; the best this kernel offers.
+        if (::kill(pid, signo) == 0) ++signalled;
+      }
+    }
+    return signalled;
+  }
+
+  /// SIGKILLs every process in the leaf and everything it forks meanwhile: `cgroup.kill`
+  /// (Linux 5.14), else freeze, kill each, thaw. 0, or -1 with errno.
+  int kill() const {
+    if (write_control(path_ + "/cgroup.kill", "1") == 0) return 0;
+    if (errno != ENOENT && errno != EACCES && errno != EINVAL) return -1;
+    const bool frozen = write_control(path_ + "/cgroup.freeze", "1") == 0;  // no forking while we list
+    for (int round = 0; round < 64; ++round) {
+      if (signal_members(SIGKILL) == 0) break;
+    }
+    if (frozen) (void)write_control(path_ + "/cgroup.freeze", "0");
+    return 0;
+  }
+
+  /// rmdir; false (the directory stays) while a process is still inside.
+  bool remove() noexcept {
+    if (path_.empty()) return true;
+    directory_.reset();
+    events_.reset();
+    const bool removed = ::rmdir(path_.c_str()) == 0 || errno == ENOENT;
+    path_.clear();
+    return removed;
+  }
+
+ private:
+  // "/teardown-<pid>/live-on/<n>": what /proc/<pid>/cgroup's v2 line ends with for a member.
+  [[nodiscard]] std::string leaf_suffix() const {
+    const auto home = path_.rfind("/teardown-");
+    return home == std::string::npos ? path_ : path_.substr(home);
+  }
+  static bool membership_ends_with(const std::string& proc_cgroup, const std::string& suffix) {
+    const auto line = proc_cgroup.find("0::");
+    if (line == std::string::npos) return false;
+    auto end = proc_cgroup.find('\n', line);
+    if (end == std::string::npos) end = proc_cgroup.size();
+    const std::string_view path(proc_cgroup.data() + line + 3, end - line - 3);
+    return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
+  }
+
+  std::string path_;
+  UniqueFd directory_;
+  UniqueFd events_;
+};
+
+/// This process's subtree of leaves: created on first use, for this pid (a forked copy of the
+/// process makes its own). Process-wide, like the cgroup membership it describes.
+class CgroupHome {
+ public:
+  static CgroupHome& instance() {
+    static CgroupHome home;
+    return home;
+  }
+
+  /// A fresh leaf; std::system_error naming the directory when no writable cgroup v2 is here.
+  CgroupLeaf make_leaf(bool die_with_parent) {
+    std::lock_guard lock(mutex_);
+    ensure_subtree();
+    const std::string parent = subtree_ + (die_with_parent ? "/die-with-parent" : "/live-on");
+    for (;;) {
+      try {
+        return CgroupLeaf::create(parent, std::to_string(++serial_));
+      } catch (const std::system_error& failed) {
+        // A leaf left by an earlier process with our pid (killed before its guardian ran): skip it.
+        if (failed.code().value() != EEXIST) throw;
+      }
+    }
+  }
+
+  /// The subtree's path, once made ("" before).
+  std::string subtree() {
+    std::lock_guard lock(mutex_);
+    return owner_ == ::getpid() ? subtree_ : std::string();
+  }
+
+  /// From now on this process behaves as if no writable cgroup v2 existed (`why` is the error):
+  /// how tests force the fallback that machines without cgroup delegation take.
+  void make_unavailable(const std::string& why) {
+    std::lock_guard lock(mutex_);
+    failed_for_ = ::getpid();
+    failure_ = std::make_exception_ptr(
+        std::system_error(ENOENT, std::generic_category(), "teardown::spawn: Contain::cgroup: " + why));
+  }
+
+  /// Whether a leaf can be made here (Contain::automatic asks this); the reason when not.
+  bool usable(std::string* why) {
+    std::lock_guard lock(mutex_);
+    try {
+      ensure_subtree();
+      return true;
+    } catch (const std::system_error& unusable) {
+      if (why) *why = unusable.what();
+      return false;
+    }
+  }
+
+ private:
+  void ensure_subtree() {
+    const pid_t self = ::getpid();
+    if (failed_for_ == self) std::rethrow_exception(failure_);
+    if (owner_ == self) return;
+    try {
+      const CgroupDiscovery own = discover_own_cgroup();
+      if (own.directory.empty()) throw_cgroup_error(ENOENT, own.why);
+      const std::string subtree = own.directory + "/teardown-" + std::to_string(self);
+      if (::mkdir(subtree.c_str(), 0755) != 0 && errno != EEXIST) {
+        throw_cgroup_error(errno, "cannot create " + subtree +
+                                      " (no writable cgroup v2 here; under systemd "
+                                      "use Delegate=yes)");
+      }
+      for (const char* part : {"/die-with-parent", "/live-on"}) {
+        const std::string directory = subtree + part;
+        if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST) {
+          const int error = errno;
+          (void)::rmdir(subtree.c_str());
+          throw_cgroup_error(error, "cannot create " + directory);
+        }
+      }
+      subtree_ = subtree;
+      owner_ = self;
+    } catch (const std::system_error&) {
+      failed_for_ = self;  // remembered: a spawn must not retry mkdir on every call
+      failure_ = std::current_exception();
+      throw;
+    }
+  }
+
+  CgroupHome() = default;
+  /// At a normal exit the (by then empty) subtree goes; a non-empty one stays for the guardian.
+  ~CgroupHome() {
+    if (owner_ != ::getpid() || subtree_.empty()) return;
+    (void)::rmdir((subtree_ + "/die-with-parent").c_str());
+    (void)::rmdir((subtree_ + "/live-on").c_str());
+    (void)::rmdir(subtree_.c_str());
+  }
+
+  std::mutex mutex_;
+  pid_t owner_ = 0;  // the pid the subtree was made for
+  std::string subtree_;
+  std::size_t serial_ = 0;
+  pid_t failed_for_ = 0;
+  std::exception_ptr failure_;
+};
+
+}  // namespace teardown::detail

@@ -1,0 +1,257 @@
+// teardown/detail/proc_tree.hpp — a child's process tree without cgroups, read from /proc.
+//
+// The fallback containment (Contain::process_group, and Contain::automatic without a writable
+// cgroup v2): the child leads its own group, this process is a child subreaper
+// (PR_SET_CHILD_SUBREAPER), and the child's environment carries a marker
+// `TEARDOWN_TREE=<our pid>.<serial>`. A daemon that setsid()s leaves the group, but when its
+// parent exits it is reparented to us, and it still carries the marker. The tree of a child is
+// then: its group, every descendant of the child or of a group member (by ppid, in one snapshot
+// of /proc), and every process reparented to us whose environment carries the child's marker.
+// Each member is signalled through a pidfd verified after it was opened (same start time), so a
+// pid recycled since the snapshot is never signalled.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../unique_resource.hpp"
+#include "cgroup.hpp"
+#include "process.hpp"
+
+namespace teardown::detail {
+
+inline constexpr std::string_view tree_marker_variable = "TEARDOWN_TREE";
+
+/// The marker of the `serial`th fallback-contained child of `supervisor`: "TEARDOWN_TREE=<pid>.<n>",
+/// with a 'd' before n when the tree must die with its supervisor (the guardian kills by prefix).
+inline std::string tree_marker(pid_t supervisor, std::size_t serial, bool die_with_parent) {
+  return std::string(tree_marker_variable) + "=" + std::to_string(supervisor) + "." +
+         (die_with_parent ? "d" : "") + std::to_string(serial);
+}
+
+/// What every die_with_parent marker of `supervisor` starts with.
+inline std::string die_with_parent_marker_prefix(pid_t supervisor) {
+  return std::string(tree_marker_variable) + "=" + std::to_string(supervisor) + ".d";
+}
+
+/// One line of /proc/<pid>/stat, the fields a tree needs.
+struct ProcEntry {
+  pid_t pid = 0;
+  pid_t parent = 0;
+  pid_t process_group = 0;
+  unsigned long long start_time = 0;  // clock ticks after boot: with the pid, a process's identity
+  char state = '?';
+};
+
+/// Parses /proc/<pid>/stat's text. The command name may hold spaces and parentheses: the fields
+/// start after the last ')'.
+inline std::optional<ProcEntry> parse_proc_stat(std::string_view text) {
+  const auto close = text.rfind(')');
+  if (close == std::string_view::npos || close + 2 >= text.size()) return std::nullopt;
+  ProcEntry entry;
+  std::size_t field = 3;  // the state is field 3 (1-based)
+  unsigned long long value = 0;
+  bool in_value = false;
+  const auto commit = [&](std::size_t index) {
+    switch (index) {
+      case 4:
+        entry.parent = static_cast<pid_t>(value);
+        break;
+      case 5:
+        entry.process_group = static_cast<pid_t>(value);
+        break;
+      case 22:
+        entry.start_time = value;
+        break;
+      default:
+        break;
+    }
+  };
+  entry.state = text[close + 2];
+  for (std::size_t i = close + 4; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c >= '0' && c <= '9') {
+      value = value * 10 + static_cast<unsigned long long>(c - '0');
+      in_value = true;
+    } else if (c == ' ' || c == '\n') {
+      ++field;
+      if (in_value) commit(field);
+      value = 0;
+      in_value = false;
+    } else if (c != '-') {
+      return std::nullopt;
+    }
+  }
+  if (in_value) commit(field + 1);
+  const std::string_view pid_text = text.substr(0, text.find(' '));
+  for (const char c : pid_text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    entry.pid = entry.pid * 10 + (c - '0');
+  }
+  return entry;
+}
+
+inline std::optional<ProcEntry> read_proc_stat(pid_t pid) {
+  return parse_proc_stat(read_text_file("/proc/" + std::to_string(pid) + "/stat"));
+}
+
+/// Every process in /proc now (those that vanish while we read are skipped).
+inline std::vector<ProcEntry> list_processes() {
+  std::vector<ProcEntry> processes;
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return processes;
+  while (const dirent* entry = ::readdir(proc)) {
+    const char* name = entry->d_name;
+    if (name[0] < '1' || name[0] > '9') continue;
+    if (auto stat = read_proc_stat(static_cast<pid_t>(std::atol(name)))) processes.push_back(*stat);
+  }
+  ::closedir(proc);
+  return processes;
+}
+
+/// Whether `pid`'s initial environment holds exactly `entry` ("K=V").
+inline bool environment_holds(pid_t pid, std::string_view entry) {
+  const std::string text = read_text_file("/proc/" + std::to_string(pid) + "/environ");
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\0', start);
+    if (end == std::string::npos) end = text.size();
+    if (std::string_view(text).substr(start, end - start) == entry) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+/// The tree of `leader` (leading group `leader`) in a snapshot: see the banner. `marker` is the
+/// child's "TEARDOWN_TREE=..." entry ("" for none). The leader itself is not included.
+inline std::vector<ProcEntry> tree_members(pid_t leader, std::string_view marker,
+                                           const std::vector<ProcEntry>& processes) {
+  const pid_t self = ::getpid();
+  std::vector<pid_t> roots{leader};
+  std::vector<ProcEntry> members;
+  const auto is_root = [&](pid_t pid) { return std::find(roots.begin(), roots.end(), pid) != roots.end(); };
+  for (const auto& process : processes) {
+    if (process.pid == leader || process.pid == self) continue;
+    const bool in_group = process.process_group == leader;
+    const bool adopted_marked =
+        process.parent == self && !marker.empty() && environment_holds(process.pid, marker);
+    if (in_group || adopted_marked) {
+      members.push_back(process);
+      roots.push_back(process.pid);
+    }
+  }
+  // Descendants of the roots, by ppid: repeat until no new member (a snapshot is finite).
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& process : processes) {
+      if (process.pid == leader || process.pid == self || is_root(process.pid)) continue;
+      if (is_root(process.parent)) {
+        members.push_back(process);
+        roots.push_back(process.pid);
+        grew = true;
+      }
+    }
+  }
+  return members;
+}
+
+/// A pidfd for `member`, verified to be the very process of the snapshot (same start time);
+/// empty when it has gone or its pid now names another process.
+inline UniqueFd verified_pidfd(const ProcEntry& member) {
+  UniqueFd pidfd(pidfd_open(member.pid));
+  if (!pidfd) return pidfd;
+  const auto now = read_proc_stat(member.pid);
+  if (!now || now->start_time != member.start_time) pidfd.reset();
+  return pidfd;
+}
+
+/// Makes this process a child subreaper (once): orphaned descendants are reparented to us, not
+/// to init, so a daemonized grandchild stays within reach. False where the kernel has no such
+/// thing (then only the group is contained).
+inline bool become_child_subreaper() noexcept {
+#if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)
+  static const bool done = ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
+  return done;
+#else
+  return false;
+#endif
+}
+
+/// Signals (and, for those reparented to us, reaps once ended) the members of a tree, each
+/// through a verified pidfd. Returns how many members were alive when looked at.
+inline std::size_t signal_tree(pid_t leader, std::string_view marker, int signo) {
+  std::size_t alive = 0;
+  const pid_t self = ::getpid();
+  for (const auto& member : tree_members(leader, marker, list_processes())) {
+    UniqueFd pidfd = verified_pidfd(member);
+    if (!pidfd) continue;
+    if (member.state == 'Z') {
+      // An ended member reparented to us: ours to reap, and only through its own pidfd.
+      if (member.parent == self) {
+        siginfo_t info{};
+        (void)retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); });
+      }
+      continue;
+    }
+    ++alive;
+    if (signo != 0) (void)pidfd_send_signal(pidfd.get(), signo);
+  }
+  return alive;
+}
+
+/// Whether orphans are reparented to this process: it is PID 1 (of its namespace) or a subreaper.
+inline bool adopts_orphans() noexcept {
+  if (::getpid() == 1) return true;
+#if defined(__linux__) && defined(PR_GET_CHILD_SUBREAPER)
+  int subreaper = 0;
+  return ::prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper != 0;
+#else
+  return false;
+#endif
+}
+
+/// Once a leaf is empty: reaps the members that were reparented to us (we are PID 1 or a
+/// subreaper) and ended as our zombies. A zombie still names its cgroup in /proc/<pid>/cgroup;
+/// each is reaped through its own verified pidfd, never by waitpid(-1).
+inline std::size_t reap_adopted_zombies(const std::string& leaf_path) {
+  if (!adopts_orphans()) return 0;
+  const auto home = leaf_path.rfind("/teardown-");
+  const std::string suffix = home == std::string::npos ? leaf_path : leaf_path.substr(home);
+  const pid_t self = ::getpid();
+  std::size_t reaped = 0;
+  for (const auto& process : list_processes()) {
+    if (process.parent != self || process.state != 'Z') continue;
+    const std::string membership = read_text_file("/proc/" + std::to_string(process.pid) + "/cgroup");
+    const auto line = membership.find("0::");
+    if (line == std::string::npos) continue;
+    auto end = membership.find('\n', line);
+    if (end == std::string::npos) end = membership.size();
+    const std::string path = membership.substr(line + 3, end - line - 3);
+    if (path.size() < suffix.size() ||
+        path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    UniqueFd pidfd = verified_pidfd(process);
+    siginfo_t info{};
+    if (pidfd && retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); }) == 0)
+      ++reaped;
+  }
+  return reaped;
+}
+
+}  // namespace teardown::detail
