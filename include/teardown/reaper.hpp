@@ -231,7 +231,9 @@ class ReapTurns {
 /// for the first. Signal-safety: none. Destructor: reaps if not yet reaped (no deadline).
 class Reaper {
  public:
-  explicit Reaper(Child child) : Reaper(std::move(child), default_ladder()) {}
+  /// The default ladder, aimed at the child's own target: its containment's tree, else the
+  /// group it leads, else itself (Child::default_target()).
+  explicit Reaper(Child child) : Reaper(std::move(child), default_ladder()) { own_targets_ = true; }
   template <class... Rungs>
   Reaper(Child child, const Ladder<Rungs...>& ladder)
       : child_(std::move(child)), steps_(detail::lower(ladder)) {
@@ -266,8 +268,9 @@ class Reaper {
  private:
   ExitStatus reap_locked(Deadline overall) {
     if (!child_.status()) {
-      detail::report_ladder_errors(detail::climb_ladder(std::vector<Child*>{&child_}, steps_, overall),
-                                   "teardown::Reaper::reap");
+      detail::report_ladder_errors(
+          detail::climb_ladder(std::vector<Child*>{&child_}, steps_, overall, own_targets_),
+          "teardown::Reaper::reap");
     }
     if (child_.status()) return *child_.status();
     // SIGKILL was refused: no status yet; a later reap (or the destructor) tries again.
@@ -277,6 +280,7 @@ class Reaper {
   detail::ReapTurns turns_;
   Child child_;
   detail::Steps steps_;
+  bool own_targets_ = false;
 };
 
 /// Reaps many children in parallel: every rung acts on all of them, then one poll waits for all,
@@ -291,7 +295,9 @@ class Reaper {
 /// waits for it). Destructor: reaps what is left with the group's ladder (default_ladder()).
 class ReapGroup {
  public:
-  ReapGroup() : ReapGroup(default_ladder()) {}
+  /// `close` and the destructor use the default ladder, each child aimed at its own target
+  /// (Child::default_target()).
+  ReapGroup() : ReapGroup(default_ladder()) { close_own_targets_ = true; }
   /// `close` and the destructor use `ladder`.
   template <class... Rungs>
   explicit ReapGroup(const Ladder<Rungs...>& ladder) : close_steps_(detail::lower(ladder)) {}
@@ -325,16 +331,16 @@ class ReapGroup {
   /// thread is reaping, waits for it only until `deadline`, then returns.
   void close(Deadline deadline) {
     detail::ReapTurns::Turn turn(reap_turns_, deadline);
-    if (turn.held()) (void)reap_all_locked(close_steps_, deadline);
+    if (turn.held()) (void)reap_all_locked(close_steps_, deadline, close_own_targets_);
   }
 
  private:
   ReapReport reap_all_steps(const detail::Steps& steps, Deadline overall) {
     detail::ReapTurns::Turn turn(reap_turns_, Deadline::never());
-    return reap_all_locked(steps, overall);
+    return reap_all_locked(steps, overall, false);
   }
 
-  ReapReport reap_all_locked(const detail::Steps& steps, Deadline overall) {
+  ReapReport reap_all_locked(const detail::Steps& steps, Deadline overall, bool own_targets) {
     std::vector<Child> reaping;
     {
       std::lock_guard lock(children_mutex_);
@@ -345,7 +351,7 @@ class ReapGroup {
     pointers.reserve(reaping.size());
     for (auto& child : reaping) pointers.push_back(&child);
     ReapReport report;
-    report.errors = detail::climb_ladder(pointers, steps, overall);
+    report.errors = detail::climb_ladder(pointers, steps, overall, own_targets);
     report.took = Clock::now() - started;
     detail::report_ladder_errors(report.errors, "teardown::ReapGroup::reap_all");
     report.statuses.reserve(reaping.size());
@@ -370,6 +376,7 @@ class ReapGroup {
   detail::ReapTurns reap_turns_;
   std::vector<Child> children_;
   detail::Steps close_steps_;
+  bool close_own_targets_ = false;
 };
 
 }  // namespace teardown

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "core.hpp"
+#include "detail/contain.hpp"
 #include "detail/fork_exec.hpp"
 #include "detail/ladder.hpp"
 #include "detail/process.hpp"
@@ -114,13 +116,13 @@ class Stdio {
 
 /// How `spawn` starts a child.
 struct SpawnOptions {
-  bool new_process_group = false;      // the child leads its own group (as Contain::process_group)
-  bool lifeline = false;               // pass a lifeline fd for the child's ParentWatch
-  std::vector<std::string> env_add{};  // "K=V" added to (or replacing in) the environment
-  std::vector<int> inherit_fds{};      // kept open at the same numbers; every other fd but 0-2 and
-                                       // the lifeline is closed in the child
-  Contain contain = Contain::none;     // how far the child's descendants are held with it
-  bool die_with_parent = false;        // the child is SIGKILLed when this process dies (not yet)
+  bool new_process_group = false;        // the child leads its own group (as Contain::process_group)
+  bool lifeline = false;                 // pass a lifeline fd for the child's ParentWatch
+  std::vector<std::string> env_add{};    // "K=V" added to (or replacing in) the environment
+  std::vector<int> inherit_fds{};        // kept open at the same numbers; every other fd but 0-2 and
+                                         // the lifeline is closed in the child
+  Contain contain = Contain::automatic;  // how far the child's descendants are held with it
+  bool die_with_parent = false;          // the child is SIGKILLed when this process dies (not yet)
   Stdio in = Stdio::inherit();
   Stdio out = Stdio::inherit();
   Stdio err = Stdio::inherit();
@@ -172,6 +174,7 @@ class Child {
       : pid_(std::exchange(other.pid_, -1)),
         fds_(std::move(other.fds_)),
         containment_(other.containment_),
+        contain_(std::move(other.contain_)),
         status_(std::exchange(other.status_, std::nullopt)),
         waitid_pidfd_works_(other.waitid_pidfd_works_) {}
   /// Reaps the child this one held (like the destructor), then takes `other`'s.
@@ -181,6 +184,7 @@ class Child {
       pid_ = std::exchange(other.pid_, -1);
       fds_ = std::move(other.fds_);
       containment_ = other.containment_;
+      contain_ = std::move(other.contain_);
       status_ = std::exchange(other.status_, std::nullopt);
       waitid_pidfd_works_ = other.waitid_pidfd_works_;
     }
@@ -199,6 +203,13 @@ class Child {
   /// started with `new_process_group`.
   [[nodiscard]] Contain containment() const noexcept { return containment_; }
 
+  /// What the default ladder and the destructor signal: the containment's tree, else the group
+  /// the child leads, else the child.
+  [[nodiscard]] Target default_target() const noexcept {
+    if (contain_.holds_a_tree()) return Target::tree;
+    return containment_ == Contain::process_group ? Target::process_group : Target::process;
+  }
+
   /// The parent's pipe ends: -1 unless that slot was Stdio::pipe(), and once the child is reaped.
   [[nodiscard]] int stdin_fd() const noexcept { return fds_.stdin_write.get(); }
   [[nodiscard]] int stdout_fd() const noexcept { return fds_.stdout_read.get(); }
@@ -210,6 +221,8 @@ class Child {
   std::optional<ExitStatus> try_wait() {
     if (status_) return status_;
     if (pid_ <= 0) throw std::logic_error("teardown::Child: used after it was moved from");
+    // The guardian must let go of a die_with_parent child before its pid can be recycled.
+    if (contain_.watched() && peek() != Liveness::running) contain_.forget_in_guardian();
     siginfo_t info{};
     int result = -1;
     if (fds_.pidfd && waitid_pidfd_works_) {
@@ -270,6 +283,7 @@ class Child {
   /// the leader itself exited: its zombie keeps the group id from being reused, and the rest of
   /// the group may live on (a group never dies with its leader by itself).
   bool signal(int signo, Target target = Target::process) {
+    if (target == Target::tree && contain_.holds_a_tree()) return signal_tree(signo);
     if (target == Target::tree)
       target = containment_ == Contain::process_group ? Target::process_group : Target::process;
     if (target == Target::process_group) {
@@ -313,8 +327,41 @@ class Child {
   template <class, class>
   friend class detail::LadderClimb;
 
-  Child(pid_t pid, detail::ChildFds fds, Contain containment) noexcept
-      : pid_(pid), fds_(std::move(fds)), containment_(containment) {}
+  Child(pid_t pid, detail::ChildFds fds, Contain containment, detail::Containment contain) noexcept
+      : pid_(pid), fds_(std::move(fds)), containment_(containment), contain_(std::move(contain)) {}
+
+  /// Target::tree with a containment: the leader through its pidfd while unreaped, then every
+  /// other member (cgroup: the leaf; fallback: group + verified members). SIGKILL to a cgroup is
+  /// one cgroup.kill. True while anything of the tree was there to signal.
+  bool signal_tree(int signo) {
+    if (pid_ <= 0) throw std::logic_error("teardown::Child: used after it was moved from");
+    bool leader_unreaped = !status_ && peek() != Liveness::gone;
+    bool signalled = false;
+    if (leader_unreaped && peek() == Liveness::running) {
+      const int result =
+          fds_.pidfd ? detail::pidfd_send_signal(fds_.pidfd.get(), signo) : ::kill(pid_, signo);
+      if (result == -1 && errno != ESRCH) {
+        throw std::system_error(
+            errno, std::generic_category(),
+            "teardown::Child::signal: " + detail::signal_name(signo) + " to pid " + std::to_string(pid_));
+      }
+      signalled = result == 0;
+    }
+    signalled = contain_.signal_members(signo, pid_, leader_unreaped) > 0 || signalled;
+    if (!leader_unreaped && contain_.members_gone(pid_, false)) contain_.tidy_up();
+    return signalled;
+  }
+
+  /// With a containment: whether nothing of the tree but the (reaped) leader is left; once so,
+  /// the tree is tidied up (adopted zombies reaped, the leaf removed).
+  bool tree_gone() {
+    if (!contain_.holds_a_tree()) return true;
+    if (!contain_.members_gone(pid_, !status_)) return false;
+    if (status_) contain_.tidy_up();
+    return true;
+  }
+  /// Ready (POLLPRI) when the tree changes, or -1: the ladder then backs off instead.
+  [[nodiscard]] int tree_change_fd() const noexcept { return contain_.change_fd(); }
 
   enum class Liveness { running, ended_unreaped, gone };
 
@@ -337,6 +384,7 @@ class Child {
   /// Records the status; the stdio pipe ends close with it (the lifeline stays with the Child).
   std::optional<ExitStatus> reaped(ExitStatus status) noexcept {
     status_ = status;
+    detail::OwnedChildren::instance().remove(pid_);
     fds_.stdin_write.reset();
     fds_.stdout_read.reset();
     fds_.stderr_read.reset();
@@ -354,7 +402,7 @@ class Child {
     if (pid_ <= 0 || status_) return;
     try {
       detail::report_ladder_errors(
-          detail::climb_ladder(std::vector<Child*>{this}, detail::default_steps(Target::process),
+          detail::climb_ladder(std::vector<Child*>{this}, detail::default_steps(default_target()),
                                Deadline::never()),
           "teardown::Child destructor");
     } catch (...) {
@@ -366,6 +414,7 @@ class Child {
   pid_t pid_ = -1;
   detail::ChildFds fds_;
   Contain containment_ = Contain::none;
+  detail::Containment contain_;
   std::optional<ExitStatus> status_;
   bool waitid_pidfd_works_ = true;
 };
@@ -383,28 +432,55 @@ inline Child spawn(std::vector<std::string> argv, SpawnOptions options = {}) {
 namespace detail {
 
 struct ChildAccess {
-  static Child make(pid_t pid, ChildFds fds, Contain containment) noexcept {
-    return Child(pid, std::move(fds), containment);
+  static Child make(pid_t pid, ChildFds fds, Contain containment, Containment contain = {}) noexcept {
+    return Child(pid, std::move(fds), containment, std::move(contain));
   }
 };
 
-/// What `options.contain` gives the child today (automatic resolved); refuses what is not there yet.
-inline Contain resolve_containment(const SpawnOptions& options, const std::string& program) {
-  if (options.contain == Contain::cgroup || options.die_with_parent) {
-    throw std::system_error(ENOSYS, std::generic_category(),
-                            std::string("teardown::spawn: ") +
-                                (options.die_with_parent ? "die_with_parent" : "Contain::cgroup") +
-                                " is not implemented yet, for " + program);
+/// What `options.contain` gives the child: Contain::automatic resolved to cgroup where a leaf
+/// can be made, else process_group. Contain::cgroup without a writable cgroup v2 throws here,
+/// before anything runs.
+inline Contain resolve_containment(const SpawnOptions& options) {
+  switch (options.contain) {
+    case Contain::automatic:
+      return CgroupHome::instance().usable(nullptr) ? Contain::cgroup : Contain::process_group;
+    case Contain::none:
+      return options.new_process_group ? Contain::process_group : Contain::none;
+    default:
+      return options.contain;
   }
-  if (options.contain == Contain::none && !options.new_process_group) return Contain::none;
-  return Contain::process_group;
+}
+
+/// Prepares the child's containment in `plan` (a leaf to be born in, or the fallback's group,
+/// subreaper and marker) and, with die_with_parent, the guardian that kills it if we die.
+inline Containment prepare_containment(Contain containment, const SpawnOptions& options, ExecPlan& plan) {
+  const bool fallback = containment == Contain::process_group && options.contain != Contain::none;
+  if (options.die_with_parent || fallback) {
+    // Before we become a subreaper: the guardian is double-forked to be init's child, not ours.
+    Guardian::instance().ensure_started();
+  }
+  if (containment == Contain::cgroup) {
+    CgroupLeaf leaf = CgroupHome::instance().make_leaf(options.die_with_parent);
+    if (options.die_with_parent) Guardian::instance().guard_cgroup_subtree(CgroupHome::instance().subtree());
+    plan.cgroup_fd = leaf.directory_fd();
+    plan.cgroup_procs = leaf.path() + "/cgroup.procs";
+    plan.new_process_group = options.new_process_group;
+    return Containment(ContainKind::cgroup, std::move(leaf), {});
+  }
+  plan.new_process_group = containment == Contain::process_group;
+  if (!fallback) return Containment();
+  (void)become_child_subreaper();
+  static std::atomic<std::size_t> serial{0};
+  std::string marker = tree_marker(::getpid(), ++serial, options.die_with_parent);
+  plan.environment.push_back(marker);
+  return Containment(ContainKind::process_group, CgroupLeaf(), std::move(marker));
 }
 
 inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, PidfdUse use) {
   if (argv.empty() || argv[0].empty()) throw std::invalid_argument("teardown::spawn: argv[0] is empty");
   const std::string path = search_path();
   const std::string program = program_for_message(argv[0], path);
-  const Contain containment = resolve_containment(options, program);
+  const Contain containment = resolve_containment(options);
 
   ExecPlan plan;
   plan.candidates = exec_candidates(argv[0], path);
@@ -414,17 +490,20 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
   plan.inherited_fds = checked_inherit_fds(options.inherit_fds, program);
   plan.cwd = checked_cwd(options.cwd, program);
   plan.stdio = plan_stdio({options.in.request(), options.out.request(), options.err.request()}, program);
-  plan.new_process_group = containment == Contain::process_group;
+  Containment contain = prepare_containment(containment, options, plan);
   ChildFds fds;
   if (options.lifeline) fds.lifeline = plan_lifeline(plan);
   const UniqueFd error_read = plan_error_pipe(plan);
 
-  const pid_t pid = start_process(exec_args(plan));
+  int clone_pidfd = -1;
+  const pid_t pid = start_process(exec_args(plan), &clone_pidfd);
   if (pid < 0)
     throw std::system_error(errno, std::generic_category(), "teardown::spawn: fork for " + program);
   close_child_ends(plan);
+  fds.pidfd.reset(clone_pidfd);
+  if (use == PidfdUse::never) fds.pidfd.reset();
   // Right after fork, before anyone could reap it: the pid cannot have been recycled.
-  if (use == PidfdUse::when_available) {
+  if (use == PidfdUse::when_available && !fds.pidfd) {
     // ENOSYS (old kernel), EMFILE...: pid-based waiting is still safe, because nothing in this
     // process reaps children it does not own (no SIGCHLD handler, no waitpid(-1)).
     fds.pidfd.reset(pidfd_open(pid));
@@ -439,7 +518,13 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
   fds.stdin_write = std::move(plan.stdio.parent_ends[0]);
   fds.stdout_read = std::move(plan.stdio.parent_ends[1]);
   fds.stderr_read = std::move(plan.stdio.parent_ends[2]);
-  return ChildAccess::make(pid, std::move(fds), containment);
+  OwnedChildren::instance().add(pid);
+  if (contain.kind() == ContainKind::process_group) contain.started(pid);
+  if (options.die_with_parent && fds.pidfd) {  // the guardian gets its own copy of the pidfd
+    contain.watched_by_guardian(
+        Guardian::instance().watch(fds.pidfd.get(), plan.new_process_group ? pid : 0));
+  }
+  return ChildAccess::make(pid, std::move(fds), containment, std::move(contain));
 }
 
 inline Child adopt_child(pid_t pid, PidfdUse use) {
@@ -462,6 +547,7 @@ inline Child adopt_child(pid_t pid, PidfdUse use) {
         errno, std::generic_category(),
         "teardown::Child::adopt: pid " + std::to_string(pid) + " is not a child of this process");
   }
+  OwnedChildren::instance().add(pid);
   return ChildAccess::make(pid, std::move(fds), Contain::none);
 }
 

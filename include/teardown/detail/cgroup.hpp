@@ -144,6 +144,20 @@ inline CgroupDiscovery discover_own_cgroup() {
   return discover_cgroup(read_text_file("/proc/self/cgroup"), read_text_file("/proc/self/mountinfo"));
 }
 
+// A raw clone bypasses the fork interceptor ThreadSanitizer relies on to leave its runtime usable
+// in the child; under TSan a contained child is forked and moves itself instead.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool running_under_thread_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool running_under_thread_sanitizer = true;
+#else
+inline constexpr bool running_under_thread_sanitizer = false;
+#endif
+#else
+inline constexpr bool running_under_thread_sanitizer = false;
+#endif
+
 /// clone3(CLONE_INTO_CGROUP | CLONE_PIDFD): like fork, but the child is born inside the cgroup
 /// behind `cgroup_fd` (no window in which it runs outside, no write to cgroup.procs, which costs
 /// far more than the clone on recent kernels), and `*pidfd` is its pidfd from the first instant.
@@ -196,14 +210,16 @@ class CgroupLeaf {
     return leaf;
   }
 
-  CgroupLeaf(CgroupLeaf&& other) noexcept = default;
+  CgroupLeaf(CgroupLeaf&& other) noexcept
+      : path_(std::exchange(other.path_, std::string())),
+        directory_(std::move(other.directory_)),
+        events_(std::move(other.events_)) {}
   CgroupLeaf& operator=(CgroupLeaf&& other) noexcept {
     if (this != &other) {
       remove();
-      path_ = std::move(other.path_);
+      path_ = std::exchange(other.path_, std::string());
       directory_ = std::move(other.directory_);
       events_ = std::move(other.events_);
-      other.path_.clear();
     }
     return *this;
   }

@@ -29,6 +29,7 @@
 
 #include "../core.hpp"
 #include "../unique_resource.hpp"
+#include "cgroup.hpp"
 #include "pipe.hpp"
 #include "process.hpp"
 
@@ -219,6 +220,8 @@ struct ExecPlan {
   std::string cwd;  // empty: inherit
   bool new_process_group = false;
   std::vector<ChildStep> extra_steps;  // run in order, after stdio and cwd, before the fd sweep
+  int cgroup_fd = -1;                  // the child's cgroup leaf (a directory fd), -1 for none
+  std::string cgroup_procs;            // that leaf's cgroup.procs
   UniqueFd lifeline_read;              // the child's end of the lifeline (also in inherited_fds)
   UniqueFd error_write;                // the child's end of the exec error pipe
 
@@ -271,6 +274,7 @@ enum ExecStep : int {
   exec_step_exec = 3,
   exec_step_stdio = 4,
   exec_step_chdir = 5,
+  exec_step_cgroup = 6,
   exec_step_extra = 16,
 };
 
@@ -292,6 +296,9 @@ struct ExecArgs {
   bool new_process_group;
   int highest_fd;
   int error_fd;
+  int cgroup_fd;             // -1, or the leaf the child is born in (clone3 CLONE_INTO_CGROUP)
+  const char* cgroup_procs;  // the leaf's cgroup.procs: where a forked child moves itself when
+                             // clone3 cannot place it
 };
 
 /// The child's view of `plan`. The pointers stay valid while `plan` is neither changed nor moved.
@@ -323,7 +330,9 @@ inline ExecArgs exec_args(ExecPlan& plan) {
                   plan.extra_steps.size(),
                   plan.new_process_group,
                   highest_possible_fd(),
-                  plan.error_write.get()};
+                  plan.error_write.get(),
+                  plan.cgroup_fd,
+                  plan.cgroup_procs.empty() ? nullptr : plan.cgroup_procs.c_str()};
 }
 
 [[noreturn]] TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void exit_exec_failed(int error_fd,
@@ -377,7 +386,23 @@ TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void exec_candidates_in_child(const
 }
 
 /// The child's side, from fork to exec; each failed step is reported through the error pipe.
-[[noreturn]] TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void exec_in_child(const ExecArgs& args) noexcept {
+/// A forked child (clone3 could not place it) moves itself into its leaf before it runs anything
+/// of the program: there is no window in which the program runs outside.
+TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline int enter_cgroup_in_child(const char* cgroup_procs) noexcept {
+  const int procs = ::open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+  if (procs < 0) return -1;
+  const bool moved = ::write(procs, "0", 1) == 1;
+  const int error = errno;
+  ::close(procs);
+  errno = error;
+  return moved ? 0 : -1;
+}
+
+[[noreturn]] TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void exec_in_child(
+    const ExecArgs& args, bool in_cgroup_already) noexcept {
+  if (args.cgroup_procs && !in_cgroup_already && enter_cgroup_in_child(args.cgroup_procs) != 0) {
+    exit_exec_failed(args.error_fd, exec_step_cgroup);
+  }
   reset_signals_in_child();
   if (args.new_process_group && ::setpgid(0, 0) != 0) exit_exec_failed(args.error_fd, exec_step_setpgid);
   for (int slot = 0; slot < 3; ++slot) {
@@ -406,15 +431,29 @@ TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void exec_candidates_in_child(const
 // ---- Starting, and learning whether exec ran ------------------------------------------------
 
 /// Starts the child process: it runs `exec_in_child(args)`. Returns its pid, or -1 with errno.
+/// With a cgroup leaf the child is born in it (clone3 CLONE_INTO_CGROUP, which also hands back
+/// its pidfd in `*pidfd`); where clone3 cannot (ENOSYS before Linux 5.7, E2BIG/EINVAL without
+/// CLONE_INTO_CGROUP) — and under ThreadSanitizer, whose runtime a raw clone would bypass — it
+/// forks and the child moves itself before anything else.
 /// Every signal is blocked across fork: until the child has reset its dispositions, a signal
 /// would run one of our handlers in the child (writing, say, into our own shutdown self-pipe).
-inline pid_t start_process(const ExecArgs& args) noexcept {
+inline pid_t start_process(const ExecArgs& args, int* pidfd) noexcept {
   sigset_t all_signals;
   sigset_t previous_mask;
   sigfillset(&all_signals);
   ::pthread_sigmask(SIG_SETMASK, &all_signals, &previous_mask);
-  const pid_t pid = ::fork();
-  if (pid == 0) exec_in_child(args);
+  pid_t pid = -1;
+  bool cloned = false;
+  if (args.cgroup_fd >= 0 && !running_under_thread_sanitizer) {
+    pid = clone_into_cgroup(args.cgroup_fd, pidfd);
+    if (pid == 0) exec_in_child(args, true);
+    cloned = pid > 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL);
+  }
+  if (!cloned) {
+    *pidfd = -1;
+    pid = ::fork();
+    if (pid == 0) exec_in_child(args, false);
+  }
   const int fork_error = errno;
   ::pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
   errno = fork_error;
@@ -442,6 +481,8 @@ inline std::string exec_step_text(const ExecFailure& failure, const ExecPlan& pl
       return "dup2 of a stdio redirection";
     case exec_step_chdir:
       return "chdir to cwd '" + plan.cwd + "'";
+    case exec_step_cgroup:
+      return "entering the cgroup leaf " + plan.cgroup_procs;
     case exec_step_exec:
       return "exec";
     default:

@@ -124,14 +124,20 @@ class LadderClimb {
  public:
   using Step = LadderStep<Target>;
 
-  LadderClimb(const std::vector<Child*>& children, const std::vector<Step>& steps, Deadline overall)
-      : children_(children), steps_(steps), overall_(overall), ended_(children.size()) {
-    for (std::size_t k = 0; k < children_.size(); ++k) ended_[k] = children_[k]->status().has_value();
-    // Kill{process_group}: the group dies with its leader. Seen ended (but not yet reaped, so
-    // the group id is still ours), the leader's group gets SIGKILL before the leader is reaped;
-    // otherwise its members that ignore the earlier rungs would be orphaned (reparented to init).
-    group_dies_with_leader_ = !steps_.empty() && steps_.back().action == Step::Action::kill &&
-                              steps_.back().target != Target::process;
+  /// `own_targets`: every Signal and Kill goes to each child's `default_target()` (its
+  /// containment's tree, its group, or itself) instead of the step's target — the default ladder
+  /// of children contained differently.
+  LadderClimb(const std::vector<Child*>& children, const std::vector<Step>& steps, Deadline overall,
+              bool own_targets)
+      : children_(children),
+        steps_(steps),
+        overall_(overall),
+        ended_(children.size()),
+        own_targets_(own_targets) {
+    for (std::size_t k = 0; k < children_.size(); ++k) {
+      ended_[k] =
+          children_[k]->status().has_value() && (kill_target(k) != Target::tree || children_[k]->tree_gone());
+    }
   }
 
   /// Climbs until every child is gone; returns what went wrong on the way (the statuses land in
@@ -166,13 +172,31 @@ class LadderClimb {
     errors_.push_back("rung " + std::to_string(rung_index) + what);
   }
 
+  Target target_for(std::size_t k, const Step& step) const {
+    return own_targets_ ? children_[k]->default_target() : step.target;
+  }
+
+  // What the Kill rung aims at for child k (the last step is always Kill).
+  Target kill_target(std::size_t k) const {
+    return steps_.empty() ? Target::process : target_for(k, steps_.back());
+  }
+
   /// Reaps child k if it has ended, stamping the rung in force and the time; true once ended.
+  /// Kill{process_group}: the group dies with its leader — seen ended (but not yet reaped, so the
+  /// group id is still ours), the group gets SIGKILL before the leader is reaped; otherwise its
+  /// members that ignore the earlier rungs would be orphaned. Kill{tree}: the child has ended
+  /// once its leader is reaped *and* its tree is gone; until then the rungs go on acting on
+  /// what is left of the tree (a daemon gets its SIGTERM and its grace), Kill ending it.
   bool observe(std::size_t k, std::size_t rung_index) {
     if (ended_[k]) return true;
     Child& child = *children_[k];
-    if (group_dies_with_leader_ && child.ended_unreaped()) {
+    if (child.status()) {
+      ended_[k] = kill_target(k) != Target::tree || child.tree_gone();
+      return ended_[k];
+    }
+    if (kill_target(k) == Target::process_group && child.ended_unreaped()) {
       try {
-        (void)child.signal(SIGKILL, steps_.back().target);
+        (void)child.signal(SIGKILL, Target::process_group);
       } catch (const std::logic_error&) {
         // Not a group leader: there is no group of its own to kill (the Kill rung reports it).
       } catch (const std::exception& refused) {
@@ -182,8 +206,8 @@ class LadderClimb {
     }
     if (!child.try_wait()) return false;
     child.stamp(rung_index, Clock::now() - started_);
-    ended_[k] = true;
-    return true;
+    ended_[k] = kill_target(k) != Target::tree || child.tree_gone();
+    return ended_[k];
   }
 
   std::size_t count_alive(std::size_t rung_index) {
@@ -215,8 +239,9 @@ class LadderClimb {
     if (step.action == Step::Action::wait) return;
     for (std::size_t k = 0; k < children_.size(); ++k) {
       if (ended_[k]) continue;
-      if (signal_child(k, rung_index, step.signo, step.target) && step.action == Step::Action::signal) {
-        (void)signal_child(k, rung_index, SIGCONT, step.target);
+      const Target target = target_for(k, step);
+      if (signal_child(k, rung_index, step.signo, target) && step.action == Step::Action::signal) {
+        (void)signal_child(k, rung_index, SIGCONT, target);
       }
     }
   }
@@ -257,8 +282,12 @@ class LadderClimb {
       for (std::size_t k = 0; k < children_.size(); ++k) {
         if (ended_[k]) continue;
         any_alive = true;
-        if (children_[k]->fd() >= 0) {
-          events.push_back(pollfd{children_[k]->fd(), POLLIN, 0});
+        // The leader, through its pidfd; once it is reaped, what is left of its tree: the
+        // leaf's cgroup.events (POLLPRI), or a bounded backoff for the fallback's /proc scans.
+        const bool leader_reaped = children_[k]->status().has_value();
+        const int event_fd = leader_reaped ? children_[k]->tree_change_fd() : children_[k]->fd();
+        if (event_fd >= 0) {
+          events.push_back(pollfd{event_fd, static_cast<short>(leader_reaped ? POLLPRI : POLLIN), 0});
           event_owner.push_back(k);
         } else {
           any_without_pidfd = true;
@@ -296,7 +325,7 @@ class LadderClimb {
       }
       if (any_without_pidfd) {
         for (std::size_t k = 0; k < children_.size(); ++k) {
-          if (children_[k]->fd() < 0) (void)observe(k, rung_index);
+          if (children_[k]->fd() < 0 || children_[k]->status()) (void)observe(k, rung_index);
         }
       }
       if (ask_threw) return;  // a failed request: the ladder goes on at once
@@ -321,15 +350,16 @@ class LadderClimb {
   Clock::time_point started_ = Clock::now();
   std::vector<std::string> errors_;
   std::vector<bool> ended_;
-  bool group_dies_with_leader_ = false;
+  bool own_targets_ = false;
   bool kill_refused_ = false;  // SIGKILL failed with something other than ESRCH (EPERM)
 };
 
 /// Walks `children` through `steps`; see LadderClimb. Returns what went wrong on the way.
 template <class Child, class Target>
 std::vector<std::string> climb_ladder(const std::vector<Child*>& children,
-                                      const std::vector<LadderStep<Target>>& steps, Deadline overall) {
-  return LadderClimb<Child, Target>(children, steps, overall).run();
+                                      const std::vector<LadderStep<Target>>& steps, Deadline overall,
+                                      bool own_targets = false) {
+  return LadderClimb<Child, Target>(children, steps, overall, own_targets).run();
 }
 
 /// Hands each error of a climb to the error handler, with `context`.

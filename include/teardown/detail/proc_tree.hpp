@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +56,7 @@ struct ProcEntry {
   pid_t pid = 0;
   pid_t parent = 0;
   pid_t process_group = 0;
+  pid_t session = 0;
   unsigned long long start_time = 0;  // clock ticks after boot: with the pid, a process's identity
   char state = '?';
 };
@@ -75,6 +77,9 @@ inline std::optional<ProcEntry> parse_proc_stat(std::string_view text) {
         break;
       case 5:
         entry.process_group = static_cast<pid_t>(value);
+        break;
+      case 6:
+        entry.session = static_cast<pid_t>(value);
         break;
       case 22:
         entry.start_time = value;
@@ -137,32 +142,39 @@ inline bool environment_holds(pid_t pid, std::string_view entry) {
   return false;
 }
 
-/// The tree of `leader` (leading group `leader`) in a snapshot: see the banner. `marker` is the
-/// child's "TEARDOWN_TREE=..." entry ("" for none). The leader itself is not included.
-inline std::vector<ProcEntry> tree_members(pid_t leader, std::string_view marker,
-                                           const std::vector<ProcEntry>& processes) {
+/// The members of a tree in a snapshot: every process but us and `leader` that is in `group`,
+/// is one of `roots` (processes known to be members), descends (by ppid) from a root or another
+/// member, or was reparented to us and carries `marker` ("TEARDOWN_TREE=...", "" for none).
+inline std::vector<ProcEntry> tree_members(const std::vector<pid_t>& roots, pid_t leader,
+                                           std::string_view marker, const std::vector<ProcEntry>& processes) {
   const pid_t self = ::getpid();
-  std::vector<pid_t> roots{leader};
+  std::vector<pid_t> parents = roots;
   std::vector<ProcEntry> members;
-  const auto is_root = [&](pid_t pid) { return std::find(roots.begin(), roots.end(), pid) != roots.end(); };
+  const auto is_parent = [&](pid_t pid) {
+    return std::find(parents.begin(), parents.end(), pid) != parents.end();
+  };
+  const auto is_member = [&](pid_t pid) {
+    return std::any_of(members.begin(), members.end(), [&](const ProcEntry& m) { return m.pid == pid; });
+  };
   for (const auto& process : processes) {
     if (process.pid == leader || process.pid == self) continue;
+    const bool known = std::find(roots.begin(), roots.end(), process.pid) != roots.end();
     const bool in_group = process.process_group == leader;
     const bool adopted_marked =
         process.parent == self && !marker.empty() && environment_holds(process.pid, marker);
-    if (in_group || adopted_marked) {
+    if (known || in_group || adopted_marked) {
       members.push_back(process);
-      roots.push_back(process.pid);
+      parents.push_back(process.pid);
     }
   }
-  // Descendants of the roots, by ppid: repeat until no new member (a snapshot is finite).
+  // Descendants, by ppid: repeat until no new member (a snapshot is finite).
   for (bool grew = true; grew;) {
     grew = false;
     for (const auto& process : processes) {
-      if (process.pid == leader || process.pid == self || is_root(process.pid)) continue;
-      if (is_root(process.parent)) {
+      if (process.pid == leader || process.pid == self || is_member(process.pid)) continue;
+      if (is_parent(process.parent)) {
         members.push_back(process);
-        roots.push_back(process.pid);
+        parents.push_back(process.pid);
         grew = true;
       }
     }
@@ -192,27 +204,35 @@ inline bool become_child_subreaper() noexcept {
 #endif
 }
 
-/// Signals (and, for those reparented to us, reaps once ended) the members of a tree, each
-/// through a verified pidfd. Returns how many members were alive when looked at.
-inline std::size_t signal_tree(pid_t leader, std::string_view marker, int signo) {
-  std::size_t alive = 0;
-  const pid_t self = ::getpid();
-  for (const auto& member : tree_members(leader, marker, list_processes())) {
-    UniqueFd pidfd = verified_pidfd(member);
-    if (!pidfd) continue;
-    if (member.state == 'Z') {
-      // An ended member reparented to us: ours to reap, and only through its own pidfd.
-      if (member.parent == self) {
-        siginfo_t info{};
-        (void)retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); });
-      }
-      continue;
-    }
-    ++alive;
-    if (signo != 0) (void)pidfd_send_signal(pidfd.get(), signo);
+/// The pids of every Child this process owns and has not reaped: an adopted orphan is never one
+/// of them, so a scan never takes the status of a Child that belongs to someone else.
+class OwnedChildren {
+ public:
+  static OwnedChildren& instance() {
+    static OwnedChildren owned;
+    return owned;
   }
-  return alive;
-}
+  void add(pid_t pid) {
+    std::lock_guard lock(mutex_);
+    pids_.push_back(pid);
+  }
+  void remove(pid_t pid) noexcept {
+    std::lock_guard lock(mutex_);
+    const auto found = std::find(pids_.begin(), pids_.end(), pid);
+    if (found != pids_.end()) {
+      *found = pids_.back();
+      pids_.pop_back();
+    }
+  }
+  bool contains(pid_t pid) {
+    std::lock_guard lock(mutex_);
+    return std::find(pids_.begin(), pids_.end(), pid) != pids_.end();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<pid_t> pids_;
+};
 
 /// Whether orphans are reparented to this process: it is PID 1 (of its namespace) or a subreaper.
 inline bool adopts_orphans() noexcept {

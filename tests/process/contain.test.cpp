@@ -1,0 +1,100 @@
+// Containment with cgroup v2 leaves (CI runs as root with a writable hierarchy): the shared
+// cases of contain_cases.hpp, then what only cgroups do. Where no cgroup v2 can be written the
+// cgroup cases cannot run: they say so (WARN) and contain_fallback.test.cpp still runs.
+#include <teardown/reaper.hpp>
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "support/catch.hpp"
+
+namespace {
+const teardown::Contain tested_contain = teardown::Contain::cgroup;
+// The guardian's channel is opened before fds_at_start is taken, so the last case can compare.
+void prepare_process() { teardown::detail::Guardian::instance().ensure_started(); }
+bool cgroups_usable() {
+  std::string why;
+  if (teardown::detail::CgroupHome::instance().usable(&why)) return true;
+  WARN("no writable cgroup v2 here, cgroup containment not tested: " << why);
+  return false;
+}
+}  // namespace
+
+#include "contain_cases.hpp"
+
+using namespace std::chrono_literals;
+using teardown::Contain;
+using teardown::Deadline;
+using teardown_test::ReportPipe;
+using teardown_test::sh;
+
+namespace {
+std::string cgroup_of(pid_t pid) {
+  const std::string text = teardown::detail::read_text_file("/proc/" + std::to_string(pid) + "/cgroup");
+  const auto line = text.find("0::");
+  return line == std::string::npos ? std::string() : text.substr(line + 3, text.find('\n', line) - line - 3);
+}
+bool is_directory(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+}  // namespace
+
+TEST_CASE("Contain::cgroup: the child starts in its own leaf, which is removed by the reap",
+          "[contain][process]") {
+  if (!cgroups_usable()) return;
+  ReportPipe report;
+  auto child = teardown::spawn(sh("echo started " + report.to() + "; exec sleep 60"),
+                               {.inherit_fds = {report.write_end.get()}, .contain = Contain::cgroup});
+  REQUIRE(report.read_line(Deadline::after(20s)) == "started");
+  const std::string leaf = cgroup_of(child.pid());
+  const std::string expected_prefix = "/teardown-" + std::to_string(::getpid()) + "/live-on/";
+  REQUIRE(leaf.find(expected_prefix) != std::string::npos);
+  const std::string leaf_directory =
+      teardown::detail::discover_own_cgroup().directory +
+      leaf.substr(cgroup_of(::getpid()) == "/" ? 0 : cgroup_of(::getpid()).size());
+  CHECK(is_directory(leaf_directory));
+
+  (void)teardown::Reaper(std::move(child)).reap(Deadline::after(20s));
+  CHECK_FALSE(is_directory(leaf_directory));
+}
+
+TEST_CASE("Contain::cgroup: a die_with_parent child is placed under die-with-parent", "[contain][process]") {
+  if (!cgroups_usable()) return;
+  ReportPipe report;
+  auto child = teardown::spawn(
+      sh("echo started " + report.to() + "; exec sleep 60"),
+      {.inherit_fds = {report.write_end.get()}, .contain = Contain::cgroup, .die_with_parent = true});
+  REQUIRE(report.read_line(Deadline::after(20s)) == "started");
+  CHECK(cgroup_of(child.pid()).find("/teardown-" + std::to_string(::getpid()) + "/die-with-parent/") !=
+        std::string::npos);
+}
+
+TEST_CASE("Contain::automatic: resolves to cgroup where a leaf can be made", "[contain][process]") {
+  if (!cgroups_usable()) return;
+  auto child = teardown::spawn({"/bin/true"}, {.contain = Contain::automatic});
+  CHECK(child.containment() == Contain::cgroup);
+}
+
+TEST_CASE("SpawnOptions{}: the default is Contain::automatic", "[contain][process]") {
+  CHECK(teardown::SpawnOptions{}.contain == Contain::automatic);
+}
+
+// Last: Catch2 runs test cases in declaration order.
+TEST_CASE("Containment: the suite leaves no cgroup leaf, fd or zombie", "[contain][process]") {
+  CHECK(teardown_test::has_no_children());
+  CHECK(teardown_test::open_fds() == contain_cases::fds_at_start);
+  const std::string subtree = teardown::detail::CgroupHome::instance().subtree();
+  if (subtree.empty()) return;
+  for (const char* part : {"/live-on", "/die-with-parent"}) {
+    DIR* directory = ::opendir((subtree + part).c_str());
+    REQUIRE(directory);
+    std::vector<std::string> left;
+    while (const dirent* entry = ::readdir(directory)) {
+      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') left.emplace_back(entry->d_name);
+    }
+    ::closedir(directory);
+    CHECK(left.empty());
+  }
+}
