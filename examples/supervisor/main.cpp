@@ -67,6 +67,7 @@ using SupervisorPlan = teardown::Plan<
     Stage<"close storage", "everything above writes to it: flushed and closed last">>;
 
 constexpr int worker_count = 3;
+constexpr int plain_worker = 4;            // a plain binary with a setsid daemon, die_with_parent
 constexpr int stubborn_worker = 2;         // ignores SIGTERM: the ladder has to SIGKILL it
 constexpr int stubborn_request = 3;        // ignores its stop token: the drain has to abandon it
 constexpr auto admit_every = 150ms;        // a new request this often until admission closes
@@ -209,7 +210,10 @@ int run_supervisor(const Options& options, const std::string& self) {
   std::optional<Journal> journal_handle;
   Clock::time_point shutdown_began{};
 
-  const auto ladder = teardown::ladder(teardown::rung::Signal{SIGTERM, term_grace}, teardown::rung::Kill{});
+  // Target::tree: each worker's whole containment (its cgroup leaf, or its group and what it
+  // adopted), so the plain worker's setsid daemon goes with it and the reap ends only once it has.
+  const auto ladder = teardown::ladder(teardown::rung::Signal{SIGTERM, term_grace, teardown::Target::tree},
+                                       teardown::rung::Kill{teardown::Target::tree});
   teardown::ReapGroup workers(ladder);
   teardown::DrainGroup requests;
   teardown::TeardownStack<SupervisorPlan> stack([&](const teardown::StepOutcome& step) {
@@ -227,8 +231,9 @@ int run_supervisor(const Options& options, const std::string& self) {
           }()));
     } else if (step.name == "reap workers") {
       for (const auto& status : reap_report.statuses) {
-        say("             worker " + std::to_string(worker_numbers[status.pid]) + ": " + status.describe() +
-            " (" + rung_text(status.rung) + ")");
+        say("             worker " + std::to_string(worker_numbers[status.pid]) +
+            (worker_numbers[status.pid] == plain_worker ? " (plain, and its daemon)" : "") + ": " +
+            status.describe() + " (" + rung_text(status.rung) + ")");
       }
       for (const auto& error : reap_report.errors) say("             ladder error: " + error);
     } else if (step.name == "close storage" && journal_handle) {
@@ -264,6 +269,33 @@ int run_supervisor(const Options& options, const std::string& self) {
       say("worker " + std::to_string(number) + ": started, pid " + std::to_string(child.pid()) +
           (number == stubborn_worker ? " (ignores SIGTERM)" : ""));
       workers.add(std::move(child));
+    }
+    // A fourth worker knows nothing of teardown: a plain binary that daemonizes a grandchild (a
+    // double fork into a session of its own) and never watches its parent. Contained (the default,
+    // Contain::automatic) and die_with_parent: its whole tree goes with the reap, or with us.
+    {
+      int daemon_pipe[2];
+      if (::pipe2(daemon_pipe, O_CLOEXEC) != 0)
+        throw std::system_error(errno, std::generic_category(), "pipe2");
+      teardown::UniqueFd daemon_read{daemon_pipe[0]};
+      teardown::UniqueFd daemon_write{daemon_pipe[1]};
+      const std::string report = " >/proc/self/fd/" + std::to_string(daemon_write.get());
+      auto plain = teardown::spawn(
+          {"/bin/sh", "-c",
+           "(setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!" + report + "); exec sleep 600"},
+          {.inherit_fds = {daemon_write.get()}, .die_with_parent = true});
+      daemon_write.reset();
+      std::string daemon_pid;
+      char digit = 0;
+      while (teardown::detail::retry_eintr([&] { return ::read(daemon_read.get(), &digit, 1); }) == 1 &&
+             digit != '\n') {
+        daemon_pid += digit;
+      }
+      worker_numbers[plain.pid()] = plain_worker;
+      say("plain worker: started, pid " + std::to_string(plain.pid()) + "; its setsid daemon: pid " +
+          daemon_pid + " (Contain::" + std::string(teardown::to_string(plain.containment())) +
+          ", die_with_parent)");
+      workers.add(std::move(plain));
     }
     ready_write.reset();
     const auto all_ready_by = Deadline::after(5s);  // for all of them, not per byte

@@ -31,6 +31,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -47,15 +48,45 @@
 namespace teardown {
 
 /// Whom a signal goes to: the child alone; the process group it leads (so its own children,
-/// which inherit the group, die with it); or every process the child's containment holds — for
-/// now the group when the child leads one (Contain::process_group), else the child alone.
+/// which inherit the group, die with it); or every process the child's containment holds (its
+/// cgroup leaf, or its group plus every member that setsid()'d and was reparented to us). A
+/// reap whose Kill targets the tree ends only once the whole tree is gone.
 enum class Target { process, process_group, tree };
 
-/// How far a child's descendants are held with it. `process_group`: the child leads a new
-/// process group, which Target::process_group and Target::tree signal. `cgroup` and
-/// `automatic` are specified in docs/reaper.md; `automatic` is process_group until cgroup
-/// containment lands, and `cgroup` is refused (ENOSYS) until then.
+/// How far a child's descendants are held with it (docs/reaper.md, "Containment").
+/// `cgroup`: a fresh cgroup v2 leaf, entered at clone time; nothing of the tree escapes it.
+/// `process_group`: the child leads a new group, this process becomes a child subreaper, and an
+/// environment marker follows the tree across setsid(). `automatic` (the default): cgroup where
+/// a leaf can be made, else process_group. `none`: the child alone.
 enum class Contain { none, process_group, cgroup, automatic };
+
+/// "none", "process_group", "cgroup", "automatic".
+constexpr std::string_view to_string(Contain contain) noexcept {
+  switch (contain) {
+    case Contain::none:
+      return "none";
+    case Contain::process_group:
+      return "process_group";
+    case Contain::cgroup:
+      return "cgroup";
+    case Contain::automatic:
+      return "automatic";
+  }
+  return "?";
+}
+
+/// "process", "process_group", "tree".
+constexpr std::string_view to_string(Target target) noexcept {
+  switch (target) {
+    case Target::process:
+      return "process";
+    case Target::process_group:
+      return "process_group";
+    case Target::tree:
+      return "tree";
+  }
+  return "?";
+}
 
 /// How a child ended, and at which step of the ladder.
 ///
@@ -122,7 +153,8 @@ struct SpawnOptions {
   std::vector<int> inherit_fds{};        // kept open at the same numbers; every other fd but 0-2 and
                                          // the lifeline is closed in the child
   Contain contain = Contain::automatic;  // how far the child's descendants are held with it
-  bool die_with_parent = false;          // the child is SIGKILLed when this process dies (not yet)
+  bool die_with_parent = false;          // the child's tree is SIGKILLed when this process dies,
+                                         // even by SIGKILL (the guardian: docs/reaper.md)
   Stdio in = Stdio::inherit();
   Stdio out = Stdio::inherit();
   Stdio err = Stdio::inherit();

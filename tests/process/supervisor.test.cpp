@@ -149,6 +149,37 @@ std::string temporary_journal() {
       .string();
 }
 
+/// Whether `pid` is a live process (not gone, not a zombie).
+bool is_running(pid_t pid) {
+  std::FILE* stat = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!stat) return false;
+  char text[512] = {};
+  const std::size_t got = std::fread(text, 1, sizeof text - 1, stat);
+  std::fclose(stat);
+  const std::string_view line(text, got);
+  const auto close = line.rfind(')');
+  return close != std::string_view::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+/// Live processes whose cgroup is under `/teardown-<supervisor>/`: the supervisor's contained trees.
+std::vector<pid_t> contained_by(pid_t supervisor) {
+  std::vector<pid_t> found;
+  const std::string mark = "/teardown-" + std::to_string(supervisor) + "/";
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::FILE* file = std::fopen((entry.path() / "cgroup").c_str(), "r");
+    if (!file) continue;
+    char text[4096] = {};
+    const std::size_t got = std::fread(text, 1, sizeof text - 1, file);
+    std::fclose(file);
+    const auto pid = static_cast<pid_t>(std::stoi(name));
+    if (std::string_view(text, got).find(mark) != std::string_view::npos && is_running(pid))
+      found.push_back(pid);
+  }
+  return found;
+}
+
 /// Waits until `pidfd` is readable (the process ended); when it did, or nullopt at the deadline.
 std::optional<Clock::time_point> ended_at(int pidfd, Deadline deadline) {
   pollfd ended{pidfd, POLLIN, 0};
@@ -183,6 +214,13 @@ TEST_CASE("Supervisor demo: a normal run reports every stage in plan order and e
   CHECK(std::regex_search(output, std::regex("worker 1: pid [0-9]+ exited with code 0 at rung 0")));
   CHECK(std::regex_search(output, std::regex("worker 2: pid [0-9]+ was killed by SIGKILL at rung 1")));
   CHECK(std::regex_search(output, std::regex("worker 3: pid [0-9]+ exited with code 0 at rung 0")));
+  // The plain binary's tree, its setsid daemon included, ended at the SIGTERM rung.
+  CHECK(std::regex_search(
+      output,
+      std::regex(R"(worker 4 \(plain, and its daemon\): pid [0-9]+ was killed by SIGTERM at rung 0)")));
+  std::smatch daemon;
+  REQUIRE(std::regex_search(output, daemon, std::regex("its setsid daemon: pid ([0-9]+)")));
+  CHECK_FALSE(is_running(static_cast<pid_t>(std::stoi(daemon[1]))));
   CHECK(output.find("its write was refused: nothing was written after close") != std::string::npos);
 
   std::error_code error;
@@ -201,10 +239,19 @@ TEST_CASE("Supervisor demo: after --kill-self every worker exits on its own with
 
   std::map<int, UniqueFd> worker_pidfds;  // worker number -> pidfd
   std::map<int, pid_t> worker_pids;
+  std::vector<pid_t> plain_pids;  // the plain worker and its setsid daemon: die_with_parent
+  std::vector<UniqueFd> plain_pidfds;
   const std::regex started("^worker ([0-9]+): started, pid ([0-9]+)");
+  const std::regex plain("^plain worker: started, pid ([0-9]+); its setsid daemon: pid ([0-9]+)");
   const Deadline reading = Deadline::after(30s);
   while (auto line = demo.next_line(reading)) {
     std::smatch match;
+    if (std::regex_search(*line, match, plain)) {
+      for (const int group : {1, 2}) {
+        plain_pids.push_back(static_cast<pid_t>(std::stoi(match[group])));
+        plain_pidfds.emplace_back(teardown::detail::pidfd_open(plain_pids.back()));
+      }
+    }
     if (std::regex_search(*line, match, started)) {
       const int number = std::stoi(match[1]);
       const auto pid = static_cast<pid_t>(std::stoi(match[2]));
@@ -235,6 +282,19 @@ TEST_CASE("Supervisor demo: after --kill-self every worker exits on its own with
     CHECK(info.si_code == CLD_EXITED);
     CHECK((info.si_status == 0 || info.si_status == 129));
   }
+  // The plain binary and its daemon know nothing of teardown: the guardian killed them.
+  REQUIRE(plain_pidfds.size() == 2);
+  for (std::size_t i = 0; i < plain_pidfds.size(); ++i) {
+    INFO("plain tree, pid " << plain_pids[i]);
+    REQUIRE(plain_pidfds[i].get() >= 0);
+    const auto ended = ended_at(plain_pidfds[i].get(), Deadline::at(*supervisor_died + 30s));
+    REQUIRE(ended);
+    CHECK(*ended - *supervisor_died < 1s);
+    siginfo_t info{};
+    (void)teardown::detail::waitid_pidfd(plain_pidfds[i].get(), &info,
+                                         WEXITED | WNOHANG);  // an orphan of ours
+  }
+  CHECK(contained_by(demo.pid()).empty());  // nothing at all of its trees is left alive
   demo.read_to_end(Deadline::after(30s));
   CHECK(demo.reached_eof());
   CHECK(demo.all_output().find("noticed through ParentWatch") != std::string::npos);
