@@ -417,6 +417,7 @@ class Child {
   std::optional<ExitStatus> reaped(ExitStatus status) noexcept {
     status_ = status;
     detail::OwnedChildren::instance().remove(pid_);
+    contain_.leader_reaped(pid_);
     fds_.stdin_write.reset();
     fds_.stdout_read.reset();
     fds_.stderr_read.reset();

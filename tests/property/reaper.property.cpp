@@ -1,10 +1,12 @@
-// Property: for random ladders (up to three of Wait, Request, Signal before Kill) and random
-// children (exits at once, exits after a delay, ignores SIGTERM, stops itself, answers the stop
-// request), reaped alone by a Reaper or together by a ReapGroup, every child ends at the rung the
-// model predicts, with the matching exit, and the reap takes no longer than its graces allow.
+// Property: for random ladders (up to three of Wait, Request, Signal before Kill, aimed at the
+// child or at its whole tree) and random children (exits at once, exits after a delay, ignores
+// SIGTERM, stops itself, answers the stop request; each contained or not, some with a setsid
+// daemon of their own), reaped alone by a Reaper or together by a ReapGroup, every child ends
+// at the rung the model predicts, with the matching exit, the reap takes no longer than its
+// graces allow, and a contained child's daemon is gone when a tree-aimed reap returns.
 //
-// Real processes are slow next to rapidcheck's 1000 cases, so this property caps its own case
-// count (kMaxCases) below RC_PARAMS' max_success; the seed still comes from RC_PARAMS.
+// Real processes are slow next to rapidcheck's 1000 cases: CTest runs this property with
+// RC_PARAMS=max_success=50 (TEARDOWN_RC_PARAMS_PROCESS); RC_PARAMS raises it when run by hand.
 #include <teardown/reaper.hpp>
 
 #include <rapidcheck.h>
@@ -31,7 +33,8 @@ namespace rung = teardown::rung;
 
 namespace {
 
-constexpr int kMaxCases = 50;
+bool cgroups_usable() { return teardown::detail::CgroupHome::instance().usable(nullptr); }
+
 constexpr std::size_t kMaxRungsBeforeKill = 3;
 
 enum class RungKind { wait, request_answers, request_throws, signal_term, signal_int };
@@ -44,6 +47,9 @@ enum class Behaviour { exits_at_once, exits_after_delay, ignores_term, stops_its
 struct ChildPlan {
   Behaviour behaviour;
   int delay_ms;  // exits_after_delay only
+  teardown::Contain contain;
+  bool daemon;  // starts a setsid'd grandchild first (a double fork), which ignores nothing;
+                // contained children only
 };
 
 // Names for rapidcheck's counterexamples.
@@ -103,13 +109,17 @@ Expectation predict(const std::vector<RungPlan>& rungs, const ChildPlan& child) 
 /// Children spawned and brought to their starting state (ready, stopped or already exited).
 struct Children {
   ReportPipe ready;
+  ReportPipe daemons;
   std::vector<std::unique_ptr<ReportPipe>> controls;  // the stop request's channel, per child
   std::vector<teardown::Child> spawned;
+  std::vector<teardown::UniqueFd> daemon_pidfds;  // per child; empty without a daemon
 
   explicit Children(const std::vector<ChildPlan>& plans) {
     for (const auto& plan : plans) {
       auto control = std::make_unique<ReportPipe>();
-      teardown::SpawnOptions options{.inherit_fds = {ready.write_end.get(), control->read_end.get()}};
+      teardown::SpawnOptions options{
+          .inherit_fds = {ready.write_end.get(), control->read_end.get(), daemons.write_end.get()},
+          .contain = plan.contain};
       const std::string to_ready = ready.to();
       std::string script;
       switch (plan.behaviour) {
@@ -130,8 +140,18 @@ struct Children {
           script = "echo ready " + to_ready + "; read line " + control->from() + "; exit 0";
           break;
       }
+      if (plan.daemon) {
+        script = "(setsid sleep 60 </dev/null >/dev/null 2>&1 & echo $! " + daemons.to() + "); " + script;
+      }
       spawned.push_back(teardown::spawn(teardown_test::sh(script), std::move(options)));
       controls.push_back(std::move(control));
+      daemon_pidfds.emplace_back();
+      if (plan.daemon) {
+        const auto pid = daemons.read_line(Deadline::after(20s));
+        RC_ASSERT(pid.has_value());
+        daemon_pidfds.back().reset(teardown::detail::pidfd_open(std::stoi(*pid)));
+        RC_ASSERT(daemon_pidfds.back().valid());
+      }
       settle(spawned.back(), plan.behaviour);
     }
   }
@@ -154,34 +174,33 @@ struct Children {
 
 /// Calls `use(ladder)` with the compile-time ladder that `plan` describes, ending with Kill.
 template <class Use, class... Built>
-void with_ladder(const std::vector<RungPlan>& plan, const std::function<void(Deadline)>& answer, Use&& use,
-                 Built... built) {
+void with_ladder(const std::vector<RungPlan>& plan, const std::function<void(Deadline)>& answer,
+                 teardown::Target target, Use&& use, Built... built) {
   if constexpr (sizeof...(Built) == kMaxRungsBeforeKill) {
-    use(teardown::ladder(built..., rung::Kill{}));
+    use(teardown::ladder(built..., rung::Kill{target}));
   } else {
     const std::size_t next = sizeof...(Built);
-    if (next == plan.size()) return use(teardown::ladder(built..., rung::Kill{}));
+    if (next == plan.size()) return use(teardown::ladder(built..., rung::Kill{target}));
     const auto grace = std::chrono::milliseconds(plan[next].grace_ms);
     switch (plan[next].kind) {
       case RungKind::wait:
-        return with_ladder(plan, answer, use, built..., rung::Wait{grace});
+        return with_ladder(plan, answer, target, use, built..., rung::Wait{grace});
       case RungKind::request_answers:
-        return with_ladder(plan, answer, use, built..., rung::Request{answer, grace});
+        return with_ladder(plan, answer, target, use, built..., rung::Request{answer, grace});
       case RungKind::request_throws:
-        return with_ladder(plan, answer, use, built...,
+        return with_ladder(plan, answer, target, use, built...,
                            rung::Request{[](Deadline) { throw std::runtime_error("no such RPC"); }, grace});
       case RungKind::signal_term:
-        return with_ladder(plan, answer, use, built..., rung::Signal{SIGTERM, grace});
+        return with_ladder(plan, answer, target, use, built..., rung::Signal{SIGTERM, grace, target});
       case RungKind::signal_int:
-        return with_ladder(plan, answer, use, built..., rung::Signal{SIGINT, grace});
+        return with_ladder(plan, answer, target, use, built..., rung::Signal{SIGINT, grace, target});
     }
   }
 }
 
 template <class Testable>
 void check_with_real_processes(const char* description, Testable&& testable) {
-  auto params = rc::detail::configuration().testParams;
-  params.maxSuccess = std::min(params.maxSuccess, kMaxCases);
+  const auto params = rc::detail::configuration().testParams;
   rc::detail::TestMetadata metadata;
   metadata.id = description;
   metadata.description = description;
@@ -212,8 +231,16 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
       plans.push_back(
           {*rc::gen::element(Behaviour::exits_at_once, Behaviour::exits_after_delay, Behaviour::ignores_term,
                              Behaviour::stops_itself, Behaviour::answers_request),
-           *rc::gen::inRange(10, 150)});
+           *rc::gen::inRange(10, 150),
+           cgroups_usable() ? *rc::gen::element(teardown::Contain::none, teardown::Contain::process_group,
+                                                teardown::Contain::cgroup)
+                            : *rc::gen::element(teardown::Contain::none, teardown::Contain::process_group),
+           false});
+      // A daemon only where something contains it: an uncontained child's orphans would be
+      // reparented to this process (a subreaper once a fallback child ran) and stay its zombies.
+      plans.back().daemon = plans.back().contain != teardown::Contain::none && *rc::gen::arbitrary<bool>();
     }
+    const auto target = *rc::gen::element(teardown::Target::process, teardown::Target::tree);
     const bool as_group = plans.size() > 1 || *rc::gen::arbitrary<bool>();
 
     Children children(plans);
@@ -228,7 +255,7 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
 
     std::vector<ExitStatus> statuses;
     teardown::Clock::duration took{};
-    with_ladder(rungs, answer, [&](const auto& ladder) {
+    with_ladder(rungs, answer, target, [&](const auto& ladder) {
       if (as_group) {
         teardown::ReapGroup group;
         for (auto& child : children.spawned) group.add(std::move(child));
@@ -241,6 +268,22 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
         took = statuses.front().took;
       }
     });
+
+    // A contained child's daemon is gone when a reap aimed at the tree returns; any other daemon
+    // is ended here (and reaped, should it have been reparented to this process).
+    for (std::size_t k = 0; k < plans.size(); ++k) {
+      const auto& daemon = children.daemon_pidfds[k];
+      if (!daemon) continue;
+      pollfd exited{daemon.get(), POLLIN, 0};
+      const bool gone = ::poll(&exited, 1, 0) == 1;
+      if (target == teardown::Target::tree && plans[k].contain != teardown::Contain::none) RC_ASSERT(gone);
+      if (!gone) {
+        (void)teardown::detail::pidfd_send_signal(daemon.get(), SIGKILL);
+        (void)teardown::detail::poll_until(&exited, 1, Deadline::after(20s).time_point());
+      }
+      siginfo_t info{};
+      (void)teardown::detail::waitid_pidfd(daemon.get(), &info, WEXITED | WNOHANG);
+    }
 
     int graces_ms = 0;
     for (const auto& planned : rungs) graces_ms += planned.grace_ms;

@@ -425,8 +425,18 @@ class CgroupHome {
   /// At a normal exit the (by then empty) subtree goes; a non-empty one stays for the guardian.
   ~CgroupHome() {
     if (owner_ != ::getpid() || subtree_.empty()) return;
-    (void)::rmdir((subtree_ + "/die-with-parent").c_str());
-    (void)::rmdir((subtree_ + "/live-on").c_str());
+    for (const char* part : {"/die-with-parent", "/live-on"}) {
+      // Leaves a Child could not remove (its tree outlived a reap aimed at the child alone) go
+      // now if they are empty; a populated one stays, for the guardian or the next boot.
+      const std::string directory = subtree_ + part;
+      if (DIR* listing = ::opendir(directory.c_str())) {
+        while (const dirent* entry = ::readdir(listing)) {
+          if (entry->d_name[0] != '.') (void)::rmdir((directory + "/" + entry->d_name).c_str());
+        }
+        ::closedir(listing);
+      }
+      (void)::rmdir(directory.c_str());
+    }
     (void)::rmdir(subtree_.c_str());
   }
 

@@ -110,6 +110,28 @@ class Containment {
     return kind_ == ContainKind::cgroup ? leaf_.events_fd() : -1;
   }
 
+  /// Right after the leader's reap: the members already ended as our zombies (reparented to us,
+  /// which we are when we are PID 1 or a subreaper) are reaped, whatever the ladder aimed at —
+  /// a leader that exec'd leaves its own unreaped children behind it.
+  void leader_reaped(pid_t leader) noexcept {
+    try {
+      if (kind_ == ContainKind::cgroup && leaf_.exists()) {
+        (void)reap_adopted_zombies(leaf_.path());
+      } else if (kind_ == ContainKind::process_group) {
+        const pid_t self = ::getpid();
+        for (const auto& process : list_processes()) {
+          if (process.state != 'Z' || process.parent != self || process.process_group != leader) continue;
+          if (OwnedChildren::instance().contains(process.pid)) continue;
+          UniqueFd pidfd = verified_pidfd(process);
+          siginfo_t info{};
+          if (pidfd) (void)retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); });
+        }
+      }
+    } catch (...) {
+      // Out of memory listing /proc: a later scan, or the tree's reap, takes them.
+    }
+  }
+
   /// Once the whole tree is gone: adopted zombies reaped, the leaf removed.
   void tidy_up() noexcept {
     try {
