@@ -151,9 +151,10 @@ template <class... Rungs>
   return Ladder<std::decay_t<Rungs>...>(std::forward<Rungs>(rungs)...);
 }
 
-/// `Signal{SIGTERM, 5s}, Kill{}`: what a Reaper, ReapGroup or Child uses unless told otherwise.
+/// `Signal{SIGTERM, 5s, Target::tree}, Kill{Target::tree}`: what a Reaper, ReapGroup or Child uses
+/// unless told otherwise. Aimed at each child's tree, so a group leader takes its group with it.
 [[nodiscard]] inline Ladder<rung::Signal, rung::Kill> default_ladder() {
-  return ladder(rung::Signal{SIGTERM, detail::default_term_grace}, rung::Kill{});
+  return ladder(rung::Signal{SIGTERM, detail::default_term_grace, Target::tree}, rung::Kill{Target::tree});
 }
 
 namespace detail {

@@ -161,7 +161,8 @@ Child adopt_child(pid_t pid, PidfdUse use);
 /// child's lifeline (closed only when the Child ends), and the parent's ends of its stdio pipes
 /// (closed when the child is reaped). Thread-safety: one owner. Signal-safety: none. Fork: a copy
 /// in a forked process sees ECHILD and never signals the child. Destructor: a child not yet
-/// reaped is reaped through the default ladder (SIGTERM, 5 s, SIGKILL).
+/// reaped is reaped through the default ladder (SIGTERM, 5 s, SIGKILL) aimed at Target::tree:
+/// a group leader takes its group with it.
 class Child {
  public:
   /// Takes over `pid`, a child of this process started elsewhere; opens its pidfd now.
@@ -270,8 +271,7 @@ class Child {
   /// the leader itself exited: its zombie keeps the group id from being reused, and the rest of
   /// the group may live on (a group never dies with its leader by itself).
   bool signal(int signo, Target target = Target::process) {
-    if (target == Target::tree)
-      target = containment_ == Contain::process_group ? Target::process_group : Target::process;
+    if (target == Target::tree) target = tree_target();
     if (target == Target::process_group) {
       if (status_) return false;
       if (pid_ <= 0) throw std::logic_error("teardown::Child: used after it was moved from");
@@ -318,6 +318,14 @@ class Child {
 
   enum class Liveness { running, ended_unreaped, gone };
 
+  /// What Target::tree reaches today: the group while the child (unreaped) still leads the one
+  /// its containment gave it, else the child alone — a child that left its group is not refused.
+  Target tree_target() const noexcept {
+    const bool leads_its_group =
+        containment_ == Contain::process_group && !status_ && ::getpgid(pid_) == pid_;
+    return leads_its_group ? Target::process_group : Target::process;
+  }
+
   /// Whether the child has ended, without reaping it (WNOWAIT): `gone` once reaped elsewhere.
   Liveness peek() {
     siginfo_t info{};
@@ -354,7 +362,7 @@ class Child {
     if (pid_ <= 0 || status_) return;
     try {
       detail::report_ladder_errors(
-          detail::climb_ladder(std::vector<Child*>{this}, detail::default_steps(Target::process),
+          detail::climb_ladder(std::vector<Child*>{this}, detail::default_steps(Target::tree),
                                Deadline::never()),
           "teardown::Child destructor");
     } catch (...) {

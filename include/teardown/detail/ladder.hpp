@@ -249,6 +249,7 @@ class LadderClimb {
     auto backoff = std::chrono::microseconds(100);
     bool ask_seen = false;
     bool ask_threw = false;
+    bool poll_failure_noted = false;
     for (;;) {
       events.clear();
       event_owner.clear();
@@ -276,8 +277,12 @@ class LadderClimb {
       }
       if (poll_until(events.data(), static_cast<nfds_t>(events.size()), until) == -1) {
         // Out of memory or fds for poll: degrade to checking each child, never abandon the reap.
-        note(rung_index,
-             ": poll failed (" + std::system_category().message(errno) + "); checking children by waitid");
+        // Noted once per rung: the retry every 1 ms would repeat the same error thousands of times.
+        if (!poll_failure_noted) {
+          note(rung_index, ": poll failed (" + std::system_category().message(errno) +
+                               "); checking children by waitid every 1 ms until the rung ends");
+          poll_failure_noted = true;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         for (std::size_t k = 0; k < children_.size(); ++k) (void)observe(k, rung_index);
         continue;
