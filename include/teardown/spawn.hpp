@@ -105,6 +105,7 @@ class Stdio {
   static Stdio pipe() noexcept { return Stdio(detail::StdioKind::pipe, -1); }
   static Stdio fd(int fd) noexcept { return Stdio(detail::StdioKind::fd, fd); }
 
+  /// What the fork/exec engine plans from.
   [[nodiscard]] detail::StdioRequest request() const noexcept { return request_; }
 
  private:
@@ -120,7 +121,7 @@ struct SpawnOptions {
   std::vector<int> inherit_fds{};      // kept open at the same numbers; every other fd but 0-2 and
                                        // the lifeline is closed in the child
   Contain contain = Contain::none;     // how far the child's descendants are held with it
-  bool die_with_parent = false;        // the child is SIGKILLed when this process dies (not yet)
+  bool die_with_parent = false;        // SIGKILL the child when this process dies (ENOSYS: not yet)
   Stdio in = Stdio::inherit();
   Stdio out = Stdio::inherit();
   Stdio err = Stdio::inherit();

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -504,7 +505,10 @@ TEST_CASE("Reaper: a poll that keeps failing (RLIMIT_NOFILE below the pidfds) is
           "[reaper][process]") {
   // poll(2) fails with EINVAL when it is given more fds than RLIMIT_NOFILE. The ladder then
   // checks the children every 1 ms until the rung ends; the error must be noted once for the
-  // rung, not once per retry. The limit is lowered in a forked process, not in this one.
+  // rung, not once per retry. The limit is lowered in a forked process, not in this one: to 2,
+  // below its 3 pidfds, with fds 0 and 1 closed so that two new fds still fit (the sanitizers'
+  // runtimes open a pipe to probe memory).
+  constexpr std::size_t child_count = 3;
   ReportPipe report;
   const pid_t limited = ::fork();
   REQUIRE(limited >= 0);
@@ -512,15 +516,19 @@ TEST_CASE("Reaper: a poll that keeps failing (RLIMIT_NOFILE below the pidfds) is
     try {
       (void)teardown::set_error_handler([](std::exception_ptr, std::string_view) {});
       ReportPipe ready;
-      auto child = teardown_test::spawn_term_ignoring(ready);
-      const std::string pid_line = "pid " + std::to_string(child.pid()) + "\n";
-      (void)!::write(report.write_end.get(), pid_line.data(), pid_line.size());
-      rlimit no_fds{};
-      if (::getrlimit(RLIMIT_NOFILE, &no_fds) != 0) ::_exit(3);
-      no_fds.rlim_cur = 0;
-      if (::setrlimit(RLIMIT_NOFILE, &no_fds) != 0) ::_exit(3);
       ReapGroup group;
-      group.add(std::move(child));
+      for (std::size_t i = 0; i < child_count; ++i) {
+        auto child = teardown_test::spawn_term_ignoring(ready);
+        const std::string pid_line = "pid " + std::to_string(child.pid()) + "\n";
+        (void)!::write(report.write_end.get(), pid_line.data(), pid_line.size());
+        group.add(std::move(child));
+      }
+      ::close(STDIN_FILENO);
+      ::close(STDOUT_FILENO);
+      rlimit two_fds{};
+      if (::getrlimit(RLIMIT_NOFILE, &two_fds) != 0) ::_exit(3);
+      two_fds.rlim_cur = 2;
+      if (::setrlimit(RLIMIT_NOFILE, &two_fds) != 0) ::_exit(3);
       const auto reaped = group.reap_all(teardown::ladder(rung::Signal{SIGTERM, 300ms}, rung::Kill{}));
       std::size_t per_rung[2] = {0, 0};
       for (const auto& error : reaped.errors) {
@@ -528,24 +536,31 @@ TEST_CASE("Reaper: a poll that keeps failing (RLIMIT_NOFILE below the pidfds) is
         if (error.rfind("rung 0:", 0) == 0) ++per_rung[0];
         if (error.rfind("rung 1:", 0) == 0) ++per_rung[1];
       }
+      const bool all_killed = std::all_of(reaped.statuses.begin(), reaped.statuses.end(),
+                                          [](const ExitStatus& status) { return status.signal == SIGKILL; });
       const std::string result = "poll-errors " + std::to_string(per_rung[0]) + " " +
-                                 std::to_string(per_rung[1]) + " " +
-                                 (reaped.statuses.at(0).signal == SIGKILL ? "killed" : "other") + "\n";
+                                 std::to_string(per_rung[1]) + " " + (all_killed ? "killed" : "other") + "\n";
       (void)!::write(report.write_end.get(), result.data(), result.size());
     } catch (...) {
       ::_exit(2);
     }
     ::_exit(0);
   }
-  const auto pid_line = report.read_line(Deadline::after(20s));
-  REQUIRE(pid_line);
-  teardown::UniqueFd child(teardown::detail::pidfd_open(std::stoi(pid_line->substr(4))));
+  std::vector<teardown::UniqueFd> children;  // to kill them should the helper fail
+  for (std::size_t i = 0; i < child_count; ++i) {
+    const auto pid_line = report.read_line(Deadline::after(20s));
+    if (!pid_line) break;
+    children.emplace_back(teardown::detail::pidfd_open(std::stoi(pid_line->substr(4))));
+  }
   const auto result = report.read_line(Deadline::after(20s));
-  if (child) (void)teardown::detail::pidfd_send_signal(child.get(), SIGKILL);  // if the helper failed
+  for (const auto& child : children) {
+    if (child) (void)teardown::detail::pidfd_send_signal(child.get(), SIGKILL);
+  }
   siginfo_t info{};
   REQUIRE(teardown::detail::retry_eintr(
               [&] { return ::waitid(P_PID, static_cast<id_t>(limited), &info, WEXITED); }) == 0);
   CHECK(info.si_status == 0);
+  CHECK(children.size() == child_count);
   REQUIRE(result);
   CHECK(*result == "poll-errors 1 1 killed");
 }
