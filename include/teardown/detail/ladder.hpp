@@ -118,7 +118,8 @@ struct AskInFlight {
 };
 
 /// One climb of a ladder over `children`. `Child` lends the engine `ended_unreaped()` (ended,
-/// not yet reaped) and `stamp(rung, took)` (records where the reap happened).
+/// not yet reaped), `tree_target()` (what Target::tree reaches for it) and `stamp(rung, took)`
+/// (records where the reap happened).
 template <class Child, class Target>
 class LadderClimb {
  public:
@@ -170,7 +171,7 @@ class LadderClimb {
   bool observe(std::size_t k, std::size_t rung_index) {
     if (ended_[k]) return true;
     Child& child = *children_[k];
-    if (group_dies_with_leader_ && child.ended_unreaped()) {
+    if (group_dies_with_leader_ && may_lead_a_group(child) && child.ended_unreaped()) {
       try {
         (void)child.signal(SIGKILL, steps_.back().target);
       } catch (const std::logic_error&) {
@@ -184,6 +185,14 @@ class LadderClimb {
     child.stamp(rung_index, Clock::now() - started_);
     ended_[k] = true;
     return true;
+  }
+
+  /// Whether the Kill rung's target can reach a group of child's: a tree target only does for a
+  /// child its containment made a group leader, so others cost no extra waitid per observation.
+  bool may_lead_a_group(const Child& child) const {
+    const Target target = steps_.back().target;
+    return target == Target::process_group ||
+           (target == Target::tree && child.tree_target() != Target::process);
   }
 
   std::size_t count_alive(std::size_t rung_index) {
