@@ -83,10 +83,11 @@ struct Signal {
 };
 
 /// SIGKILL, then wait for the kernel to finish the child. The last rung of every ladder.
-/// With `Target::process_group`, the group dies with its leader: whenever the ladder sees the
-/// leader ended (at any rung), it SIGKILLs what is left of the group before reaping the leader,
-/// whose unreaped zombie keeps the group id from being reused. If the kernel refuses SIGKILL
-/// (EPERM), the wait is bounded by the overall deadline (5 s when there is none).
+/// With `Target::process_group` (or `Target::tree` for a child its containment made a group
+/// leader), the group dies with its leader: whenever the ladder sees the leader ended (at any
+/// rung), it SIGKILLs what is left of the group before reaping the leader, whose unreaped
+/// zombie keeps the group id from being reused. If the kernel refuses SIGKILL (EPERM), the wait
+/// is bounded by the overall deadline (5 s when there is none).
 struct Kill {
   Target target = Target::process;
 };
