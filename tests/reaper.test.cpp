@@ -52,13 +52,27 @@ TEST_CASE("Ladder: keeps its rungs in order, as data", "[reaper]") {
   CHECK(std::get<rung::Kill>(steps[3]).target == teardown::Target::process_group);
 }
 
-TEST_CASE("Ladder: the default is SIGTERM with a 5 s grace, then Kill", "[reaper]") {
+TEST_CASE("Ladder: the default is SIGTERM with a 5 s grace, then Kill, both aimed at the child's tree",
+          "[reaper]") {
   const auto steps = teardown::default_ladder().steps();
   REQUIRE(steps.size() == 2);
   CHECK(std::get<rung::Signal>(steps[0]).signo == SIGTERM);
   CHECK(std::get<rung::Signal>(steps[0]).grace == 5s);
-  CHECK(std::get<rung::Signal>(steps[0]).target == teardown::Target::process);
-  CHECK(std::holds_alternative<rung::Kill>(steps[1]));
+  CHECK(std::get<rung::Signal>(steps[0]).target == teardown::Target::tree);
+  REQUIRE(std::holds_alternative<rung::Kill>(steps[1]));
+  CHECK(std::get<rung::Kill>(steps[1]).target == teardown::Target::tree);
+}
+
+TEST_CASE("Ladder: the default ladder and the one ~Child climbs are the same steps", "[reaper]") {
+  const auto ours = teardown::detail::lower(teardown::default_ladder());
+  const auto childs = teardown::detail::default_steps(teardown::Target::tree);
+  REQUIRE(ours.size() == childs.size());
+  for (std::size_t i = 0; i < ours.size(); ++i) {
+    CHECK(ours[i].action == childs[i].action);
+    CHECK(ours[i].grace == childs[i].grace);
+    CHECK(ours[i].signo == childs[i].signo);
+    CHECK(ours[i].target == childs[i].target);
+  }
 }
 
 TEST_CASE("Ladder: a lone Kill is a valid ladder", "[reaper]") {

@@ -83,10 +83,11 @@ struct Signal {
 };
 
 /// SIGKILL, then wait for the kernel to finish the child. The last rung of every ladder.
-/// With `Target::process_group`, the group dies with its leader: whenever the ladder sees the
-/// leader ended (at any rung), it SIGKILLs what is left of the group before reaping the leader,
-/// whose unreaped zombie keeps the group id from being reused. If the kernel refuses SIGKILL
-/// (EPERM), the wait is bounded by the overall deadline (5 s when there is none).
+/// With `Target::process_group` (or `Target::tree` for a child its containment made a group
+/// leader), the group dies with its leader: whenever the ladder sees the leader ended (at any
+/// rung), it SIGKILLs what is left of the group before reaping the leader, whose unreaped
+/// zombie keeps the group id from being reused. If the kernel refuses SIGKILL (EPERM), the wait
+/// is bounded by the overall deadline (5 s when there is none).
 struct Kill {
   Target target = Target::process;
 };
@@ -151,9 +152,10 @@ template <class... Rungs>
   return Ladder<std::decay_t<Rungs>...>(std::forward<Rungs>(rungs)...);
 }
 
-/// `Signal{SIGTERM, 5s}, Kill{}`: what a Reaper, ReapGroup or Child uses unless told otherwise.
+/// `Signal{SIGTERM, 5s, Target::tree}, Kill{Target::tree}`: what a Reaper, ReapGroup or Child uses
+/// unless told otherwise. Aimed at each child's tree, so a group leader takes its group with it.
 [[nodiscard]] inline Ladder<rung::Signal, rung::Kill> default_ladder() {
-  return ladder(rung::Signal{SIGTERM, detail::default_term_grace}, rung::Kill{});
+  return ladder(rung::Signal{SIGTERM, detail::default_term_grace, Target::tree}, rung::Kill{Target::tree});
 }
 
 namespace detail {

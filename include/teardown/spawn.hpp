@@ -138,6 +138,7 @@ class Stdio {
   static Stdio pipe() noexcept { return Stdio(detail::StdioKind::pipe, -1); }
   static Stdio fd(int fd) noexcept { return Stdio(detail::StdioKind::fd, fd); }
 
+  /// What the fork/exec engine plans from.
   [[nodiscard]] detail::StdioRequest request() const noexcept { return request_; }
 
  private:
@@ -195,7 +196,8 @@ Child adopt_child(pid_t pid, PidfdUse use);
 /// child's lifeline (closed only when the Child ends), and the parent's ends of its stdio pipes
 /// (closed when the child is reaped). Thread-safety: one owner. Signal-safety: none. Fork: a copy
 /// in a forked process sees ECHILD and never signals the child. Destructor: a child not yet
-/// reaped is reaped through the default ladder (SIGTERM, 5 s, SIGKILL).
+/// reaped is reaped through the default ladder (SIGTERM, 5 s, SIGKILL) aimed at Target::tree:
+/// a group leader takes its group with it.
 class Child {
  public:
   /// Takes over `pid`, a child of this process started elsewhere; opens its pidfd now.
@@ -316,8 +318,7 @@ class Child {
   /// the group may live on (a group never dies with its leader by itself).
   bool signal(int signo, Target target = Target::process) {
     if (target == Target::tree && contain_.holds_a_tree()) return signal_tree(signo);
-    if (target == Target::tree)
-      target = containment_ == Contain::process_group ? Target::process_group : Target::process;
+    if (target == Target::tree) target = tree_target();
     if (target == Target::process_group) {
       if (status_) return false;
       if (pid_ <= 0) throw std::logic_error("teardown::Child: used after it was moved from");
@@ -396,6 +397,14 @@ class Child {
   [[nodiscard]] int tree_change_fd() const noexcept { return contain_.change_fd(); }
 
   enum class Liveness { running, ended_unreaped, gone };
+
+  /// What Target::tree reaches today: the group while the child (unreaped) still leads the one
+  /// its containment gave it, else the child alone — a child that left its group is not refused.
+  Target tree_target() const noexcept {
+    const bool leads_its_group =
+        containment_ == Contain::process_group && !status_ && ::getpgid(pid_) == pid_;
+    return leads_its_group ? Target::process_group : Target::process;
+  }
 
   /// Whether the child has ended, without reaping it (WNOWAIT): `gone` once reaped elsewhere.
   Liveness peek() {
@@ -488,10 +497,9 @@ inline Contain resolve_containment(const SpawnOptions& options) {
 /// subreaper and marker) and, with die_with_parent, the guardian that kills it if we die.
 inline Containment prepare_containment(Contain containment, const SpawnOptions& options, ExecPlan& plan) {
   const bool fallback = containment == Contain::process_group && options.contain != Contain::none;
-  if (options.die_with_parent || fallback) {
-    // Before we become a subreaper: the guardian is double-forked to be init's child, not ours.
-    Guardian::instance().ensure_started();
-  }
+  // The guardian is double-forked to be init's child; started once this process is a subreaper
+  // (a fallback child came first), it is adopted by us instead, which changes nothing it does.
+  if (options.die_with_parent) Guardian::instance().ensure_started();
   if (containment == Contain::cgroup) {
     CgroupLeaf leaf = CgroupHome::instance().make_leaf(options.die_with_parent);
     if (options.die_with_parent) Guardian::instance().guard_cgroup_subtree(CgroupHome::instance().subtree());

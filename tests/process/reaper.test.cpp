@@ -5,9 +5,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -497,6 +499,123 @@ TEST_CASE(
   fields >> word >> took_ms >> kind;
   CHECK(kind == "kill_refused");
   CHECK(took_ms < 500 + 2000);  // the overall deadline bounds the Kill wait (+ generous slack)
+}
+
+TEST_CASE("Reaper: a poll that keeps failing (RLIMIT_NOFILE below the pidfds) is recorded once per rung",
+          "[reaper][process]") {
+  // poll(2) fails with EINVAL when it is given more fds than RLIMIT_NOFILE. The ladder then
+  // checks the children every 1 ms until the rung ends; the error must be noted once for the
+  // rung, not once per retry. The limit is lowered in a forked process, not in this one: to 2,
+  // below its 3 pidfds, with fds 0 and 1 closed so that two new fds still fit (the sanitizers'
+  // runtimes open a pipe to probe memory).
+  constexpr std::size_t child_count = 3;
+  ReportPipe report;
+  const pid_t limited = ::fork();
+  REQUIRE(limited >= 0);
+  if (limited == 0) {
+    try {
+      (void)teardown::set_error_handler([](std::exception_ptr, std::string_view) {});
+      ReportPipe ready;
+      ReapGroup group;
+      for (std::size_t i = 0; i < child_count; ++i) {
+        auto child = teardown_test::spawn_term_ignoring(ready);
+        const std::string pid_line = "pid " + std::to_string(child.pid()) + "\n";
+        (void)!::write(report.write_end.get(), pid_line.data(), pid_line.size());
+        group.add(std::move(child));
+      }
+      ::close(STDIN_FILENO);
+      ::close(STDOUT_FILENO);
+      rlimit two_fds{};
+      if (::getrlimit(RLIMIT_NOFILE, &two_fds) != 0) ::_exit(3);
+      two_fds.rlim_cur = 2;
+      if (::setrlimit(RLIMIT_NOFILE, &two_fds) != 0) ::_exit(3);
+      const auto reaped = group.reap_all(teardown::ladder(rung::Signal{SIGTERM, 300ms}, rung::Kill{}));
+      std::size_t per_rung[2] = {0, 0};
+      for (const auto& error : reaped.errors) {
+        if (!contains(error, "poll failed")) continue;
+        if (error.rfind("rung 0:", 0) == 0) ++per_rung[0];
+        if (error.rfind("rung 1:", 0) == 0) ++per_rung[1];
+      }
+      const bool all_killed = std::all_of(reaped.statuses.begin(), reaped.statuses.end(),
+                                          [](const ExitStatus& status) { return status.signal == SIGKILL; });
+      const std::string result = "poll-errors " + std::to_string(per_rung[0]) + " " +
+                                 std::to_string(per_rung[1]) + " " + (all_killed ? "killed" : "other") + "\n";
+      (void)!::write(report.write_end.get(), result.data(), result.size());
+    } catch (...) {
+      ::_exit(2);
+    }
+    ::_exit(0);
+  }
+  std::vector<teardown::UniqueFd> children;  // to kill them should the helper fail
+  for (std::size_t i = 0; i < child_count; ++i) {
+    const auto pid_line = report.read_line(Deadline::after(20s));
+    if (!pid_line) break;
+    children.emplace_back(teardown::detail::pidfd_open(std::stoi(pid_line->substr(4))));
+  }
+  const auto result = report.read_line(Deadline::after(20s));
+  for (const auto& child : children) {
+    if (child) (void)teardown::detail::pidfd_send_signal(child.get(), SIGKILL);
+  }
+  siginfo_t info{};
+  REQUIRE(teardown::detail::retry_eintr(
+              [&] { return ::waitid(P_PID, static_cast<id_t>(limited), &info, WEXITED); }) == 0);
+  CHECK(info.si_status == 0);
+  CHECK(children.size() == child_count);
+  REQUIRE(result);
+  CHECK(*result == "poll-errors 1 1 killed");
+}
+
+namespace {
+
+/// A group leader (sh) whose grandchild, in the same group, ignores SIGTERM; and a pidfd on
+/// that grandchild, opened while the leader is alive (so the pid is still the grandchild's).
+std::pair<Child, teardown::UniqueFd> leader_with_term_ignoring_grandchild(ReportPipe& report) {
+  auto leader =
+      teardown::spawn(sh("(trap '' TERM; echo ready " + report.to() + "; exec sleep 60) & echo pid $! " +
+                         report.to() + "; wait"),
+                      {.inherit_fds = {report.write_end.get()}, .contain = teardown::Contain::process_group});
+  pid_t grandchild_pid = -1;
+  bool grandchild_ready = false;
+  for (int line_count = 0; line_count < 2; ++line_count) {
+    const auto line = report.read_line(Deadline::after(20s));
+    REQUIRE(line);
+    if (*line == "ready") grandchild_ready = true;
+    if (line->rfind("pid ", 0) == 0) grandchild_pid = std::stoi(line->substr(4));
+  }
+  REQUIRE(grandchild_ready);
+  REQUIRE(grandchild_pid > 0);
+  teardown::UniqueFd grandchild(teardown::detail::pidfd_open(grandchild_pid));
+  REQUIRE(grandchild.valid());
+  return {std::move(leader), std::move(grandchild)};
+}
+
+/// Whether the process behind `pidfd` ends by `deadline`; if not, it is killed (no orphan left).
+bool ends_by(const teardown::UniqueFd& pidfd, Deadline deadline) {
+  pollfd exit_event{pidfd.get(), POLLIN, 0};
+  const bool ended = teardown::detail::poll_until(&exit_event, 1, deadline.time_point()) == 1;
+  if (!ended) (void)teardown::detail::pidfd_send_signal(pidfd.get(), SIGKILL);
+  return ended;
+}
+
+}  // namespace
+
+TEST_CASE("Child: the destructor of a group leader takes the rest of its group with it",
+          "[reaper][process]") {
+  ReportPipe report;
+  auto [leader, grandchild] = leader_with_term_ignoring_grandchild(report);
+  { const Child dying = std::move(leader); }  // the default ladder, aimed at the child's tree
+  CHECK(ends_by(grandchild, Deadline::after(10s)));
+}
+
+TEST_CASE("Reaper: the default ladder of a group leader takes the rest of its group with it",
+          "[reaper][process]") {
+  ReportPipe report;
+  auto [leader, grandchild] = leader_with_term_ignoring_grandchild(report);
+  Reaper reaper(std::move(leader));
+  const ExitStatus status = reaper.reap();
+  CHECK(status.kind == ExitStatus::Kind::signaled);
+  CHECK(status.signal == SIGTERM);                   // the leader itself obeyed SIGTERM ...
+  CHECK(ends_by(grandchild, Deadline::after(10s)));  // ... and the group got SIGKILL before its reap
 }
 
 TEST_CASE("spawn: a parent whose stdin and stdout are closed still gives the child its stderr",

@@ -2,7 +2,7 @@
 // the event ("ready", a pid, "eof") instead of sleeping.
 #pragma once
 
-#include <teardown/reaper.hpp>
+#include <teardown/spawn.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>

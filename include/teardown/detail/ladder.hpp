@@ -118,7 +118,8 @@ struct AskInFlight {
 };
 
 /// One climb of a ladder over `children`. `Child` lends the engine `ended_unreaped()` (ended,
-/// not yet reaped) and `stamp(rung, took)` (records where the reap happened).
+/// not yet reaped), `tree_target()` (what Target::tree reaches for it) and `stamp(rung, took)`
+/// (records where the reap happened).
 template <class Child, class Target>
 class LadderClimb {
  public:
@@ -178,7 +179,12 @@ class LadderClimb {
 
   // What the Kill rung aims at for child k (the last step is always Kill).
   Target kill_target(std::size_t k) const {
-    return steps_.empty() ? Target::process : target_for(k, steps_.back());
+    if (steps_.empty()) return Target::process;
+    const Target target = target_for(k, steps_.back());
+    // Without a containment, a child's tree is the group it leads, if it leads one.
+    if (target == Target::tree && children_[k]->default_target() != Target::tree)
+      return children_[k]->tree_target();
+    return target;
   }
 
   /// Reaps child k if it has ended, stamping the rung in force and the time; true once ended.
@@ -274,6 +280,7 @@ class LadderClimb {
     auto backoff = std::chrono::microseconds(100);
     bool ask_seen = false;
     bool ask_threw = false;
+    bool poll_failure_noted = false;
     for (;;) {
       events.clear();
       event_owner.clear();
@@ -305,8 +312,12 @@ class LadderClimb {
       }
       if (poll_until(events.data(), static_cast<nfds_t>(events.size()), until) == -1) {
         // Out of memory or fds for poll: degrade to checking each child, never abandon the reap.
-        note(rung_index,
-             ": poll failed (" + std::system_category().message(errno) + "); checking children by waitid");
+        // Noted once per rung: the retry every 1 ms would repeat the same error thousands of times.
+        if (!poll_failure_noted) {
+          note(rung_index, ": poll failed (" + std::system_category().message(errno) +
+                               "); checking children by waitid every 1 ms until the rung ends");
+          poll_failure_noted = true;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         for (std::size_t k = 0; k < children_.size(); ++k) (void)observe(k, rung_index);
         continue;
