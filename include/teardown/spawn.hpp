@@ -368,9 +368,13 @@ class Child {
   /// one cgroup.kill. True while anything of the tree was there to signal.
   bool signal_tree(int signo) {
     if (pid_ <= 0) throw std::logic_error("teardown::Child: used after it was moved from");
-    bool leader_unreaped = !status_ && peek() != Liveness::gone;
+    const bool leader_unreaped = !status_ && peek() != Liveness::gone;
+    // Each process gets the signal once: the fallback's kill(-group) reaches a leader still in
+    // its group, the leaf's signalling skips the leader.
+    const bool group_reaches_leader =
+        contain_.kind() == detail::ContainKind::process_group && ::getpgid(pid_) == pid_;
     bool signalled = false;
-    if (leader_unreaped && peek() == Liveness::running) {
+    if (leader_unreaped && !group_reaches_leader && peek() == Liveness::running) {
       const int result =
           fds_.pidfd ? detail::pidfd_send_signal(fds_.pidfd.get(), signo) : ::kill(pid_, signo);
       if (result == -1 && errno != ESRCH) {

@@ -276,13 +276,14 @@ class CgroupLeaf {
     return pids;
   }
 
-  /// Sends `signo` to every process in the leaf, each through a pidfd verified to belong to this
+  /// Sends `signo` to every process in the leaf but `except`, each through a pidfd verified to belong to this
   /// leaf after it was opened (a pid that exited and was recycled meanwhile is elsewhere, and is
   /// skipped). Returns how many were signalled.
-  std::size_t signal_members(int signo) const {
+  std::size_t signal_members(int signo, pid_t except = 0) const {
     std::size_t signalled = 0;
     const std::string expected = leaf_suffix();
     for (const pid_t pid : members()) {
+      if (pid == except) continue;
       UniqueFd pidfd(pidfd_open(pid));
       if (pidfd) {
         const std::string membership = read_text_file("/proc/" + std::to_string(pid) + "/cgroup");

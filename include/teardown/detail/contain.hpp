@@ -84,7 +84,7 @@ class Containment {
   std::size_t signal_members(int signo, pid_t leader, bool leader_unreaped) {
     if (kind_ == ContainKind::cgroup) {
       if (signo == SIGKILL) return leaf_.kill() == 0 ? 1 : 0;
-      return leaf_.signal_members(signo);
+      return leaf_.signal_members(signo, leader);  // the leader is signalled once, by the caller
     }
     if (kind_ != ContainKind::process_group) return 0;
     std::size_t signalled = 0;
