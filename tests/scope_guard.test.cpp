@@ -369,7 +369,8 @@ TEST_CASE("ScopeGuard: execute() runs the action now, once, and disarms", "[scop
   CHECK(runs == 1);
 }
 
-TEST_CASE("ScopeGuard: an action that throws from execute() propagates and is not run again", "[scope_guard]") {
+TEST_CASE("ScopeGuard: an action that throws from execute() propagates and is not run again",
+          "[scope_guard]") {
   int runs = 0;
   {
     auto guard = teardown::scope_exit([&] {
@@ -483,6 +484,6 @@ TEST_CASE("ScopeGuard: a condition guard costs the callable plus the condition",
   auto one_pointer = [target] { (void)target; };
   using Guard = decltype(teardown::scope_exit(one_pointer, teardown::check_error_code(error)));
   STATIC_REQUIRE(sizeof(Guard) <= 2 * sizeof(void*) + alignof(void*));
-  STATIC_REQUIRE(std::is_nothrow_destructible_v<decltype(teardown::scope_exit([]() noexcept {},
-                                                                               teardown::check_error_code(error)))>);
+  STATIC_REQUIRE(std::is_nothrow_destructible_v<decltype(teardown::scope_exit(
+                     []() noexcept {}, teardown::check_error_code(error)))>);
 }

@@ -249,7 +249,9 @@ struct FailingDeleter {
   const bool* fail;
   FailingDeleter(std::vector<int>* r, const bool* f) : released(r), fail(f) {}
   FailingDeleter(const FailingDeleter& other) : released(other.released), fail(other.fail) { check(); }
-  FailingDeleter(FailingDeleter&& other) noexcept(false) : released(other.released), fail(other.fail) { check(); }
+  FailingDeleter(FailingDeleter&& other) noexcept(false) : released(other.released), fail(other.fail) {
+    check();
+  }
   FailingDeleter& operator=(const FailingDeleter& other) {
     other.check();
     released = other.released;
@@ -277,7 +279,9 @@ struct ThrowingCopyHandle {
 };
 
 template <class T>
-concept dereferenceable = requires(T& t) { *t; };
+concept dereferenceable = requires(T& t) {
+  *t;
+};
 
 }  // namespace
 
@@ -310,8 +314,9 @@ TEST_CASE("UniqueResource: a move whose deleter copy throws leaves the source ow
   CHECK(released == std::vector<int>{5});
 }
 
-TEST_CASE("UniqueResource: a move assignment whose deleter copy throws leaves the source owning the real handle",
-          "[unique_resource][regression]") {
+TEST_CASE(
+    "UniqueResource: a move assignment whose deleter copy throws leaves the source owning the real handle",
+    "[unique_resource][regression]") {
   std::vector<int> released;
   bool fail = false;
   {
@@ -328,8 +333,9 @@ TEST_CASE("UniqueResource: a move assignment whose deleter copy throws leaves th
   CHECK(released == std::vector<int>{7, 5});
 }
 
-TEST_CASE("make_unique_resource_checked: the deleter never runs on the invalid value, even when storing throws",
-          "[unique_resource][regression]") {
+TEST_CASE(
+    "make_unique_resource_checked: the deleter never runs on the invalid value, even when storing throws",
+    "[unique_resource][regression]") {
   int calls = 0;
   auto deleter = [&calls](const ThrowingCopyHandle&) { ++calls; };
   const ThrowingCopyHandle invalid_handle(-1);
@@ -350,8 +356,8 @@ TEST_CASE("UniqueResource: a move-only resource can be owned, checked and releas
           "[unique_resource][regression]") {
   int released = 0;
   auto deleter = [&released](MoveOnlyHandle& handle) { released += handle.value ? *handle.value : 100; };
-  auto owner = teardown::make_unique_resource_checked(MoveOnlyHandle{std::make_unique<int>(3)}, MoveOnlyHandle{},
-                                                      deleter);
+  auto owner = teardown::make_unique_resource_checked(MoveOnlyHandle{std::make_unique<int>(3)},
+                                                      MoveOnlyHandle{}, deleter);
   REQUIRE(owner.owns());
   auto moved = std::move(owner);
   MoveOnlyHandle handed_over = moved.release();
@@ -363,7 +369,8 @@ TEST_CASE("UniqueResource: a move-only resource can be owned, checked and releas
   CHECK(released == 0);
 }
 
-TEST_CASE("UniqueResource: operator* exists only for pointers to object types", "[unique_resource][regression]") {
+TEST_CASE("UniqueResource: operator* exists only for pointers to object types",
+          "[unique_resource][regression]") {
   STATIC_REQUIRE(dereferenceable<teardown::UniqueResource<int*, void (*)(int*)>>);
   STATIC_REQUIRE_FALSE(dereferenceable<teardown::UniqueResource<void*, void (*)(void*)>>);
   STATIC_REQUIRE_FALSE(dereferenceable<teardown::UniqueResource<const void*, void (*)(const void*)>>);

@@ -327,7 +327,7 @@ template <class ErrorCode>
 namespace detail {
 struct DeferTag {};
 template <class F>
-ScopeGuard<std::decay_t<F>, Always> operator+(DeferTag, F&& action) {
+constexpr ScopeGuard<std::decay_t<F>, Always> operator+(DeferTag, F&& action) {
   return ScopeGuard<std::decay_t<F>, Always>(std::forward<F>(action));
 }
 }  // namespace detail

@@ -47,6 +47,12 @@ struct StoredMember {
   [[no_unique_address]] T value;
 };
 
+/// Whether a T can be stored from a `Source` argument the forward_if_nothrow way (a type whose
+/// move is deleted is still stored from an rvalue: it is copied, as P0052 says).
+template <class T, class Source>
+concept storable_from = std::is_constructible_v<T, decltype(forward_if_nothrow<T, Source>(
+                                                       std::declval<std::remove_reference_t<Source>&>()))>;
+
 /// The failure step of a UniqueResource constructor: releases `resource` with `deleter` when
 /// the object was to own it (never the invalid value of make_unique_resource_checked).
 template <class Deleter, class Resource>
@@ -109,7 +115,7 @@ class UniqueResource {
 
   /// Owns `resource`. If storing either argument throws, `deleter(resource)` runs at once.
   template <class RR, class DD>
-    requires(std::is_constructible_v<R, RR> && std::is_constructible_v<D, DD>)
+    requires(detail::storable_from<R, RR> && detail::storable_from<D, DD>)
   UniqueResource(RR&& resource, DD&& deleter) noexcept(std::is_nothrow_constructible_v<R, RR> &&
                                                        std::is_nothrow_constructible_v<D, DD>)
       : UniqueResource(std::forward<RR>(resource), std::forward<DD>(deleter), true) {}
