@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -486,4 +487,53 @@ TEST_CASE("ScopeGuard: a condition guard costs the callable plus the condition",
   STATIC_REQUIRE(sizeof(Guard) <= 2 * sizeof(void*) + alignof(void*));
   STATIC_REQUIRE(std::is_nothrow_destructible_v<decltype(teardown::scope_exit(
                      []() noexcept {}, teardown::check_error_code(error)))>);
+}
+
+namespace {
+/// Compares teardown's read of the exception count with the standard's, from a destructor.
+struct ComparesCountsInDestructor {
+  std::vector<std::pair<int, int>>* counts;
+  ~ComparesCountsInDestructor() {
+    counts->emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+  }
+};
+}  // namespace
+
+TEST_CASE("ScopeGuard: the exception count the guards read is std::uncaught_exceptions(), on every thread",
+          "[scope_guard]") {
+  std::vector<std::pair<int, int>> counts;
+  counts.emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+  try {
+    ComparesCountsInDestructor outer{&counts};
+    throw Boom();
+  } catch (const Boom&) {
+    counts.emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+  }
+  try {
+    struct Nested {
+      std::vector<std::pair<int, int>>* counts;
+      ~Nested() {
+        try {
+          ComparesCountsInDestructor inner{counts};
+          throw Boom();
+        } catch (const Boom&) {
+        }
+      }
+    } nested{&counts};
+    throw Boom();
+  } catch (const Boom&) {
+  }
+  std::thread([&counts] {
+    counts.emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+    try {
+      ComparesCountsInDestructor on_thread{&counts};
+      throw Boom();
+    } catch (const Boom&) {
+    }
+  }).join();
+  REQUIRE(counts.size() == 6);
+  for (const auto& [ours, standard] : counts) CHECK(ours == standard);
+  CHECK(counts[1].second == 1);  // unwinding
+  CHECK(counts[3].second == 2);  // unwinding inside an unwinding destructor
+  CHECK(counts[5].second == 1);  // unwinding on another thread
 }

@@ -24,6 +24,10 @@
 
 #include "core.hpp"
 
+#if defined(__GLIBCXX__) && __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#endif
+
 namespace teardown {
 
 /// When-policy: the action runs whenever the scope ends.
@@ -47,14 +51,39 @@ concept guard_condition = std::is_object_v<C> && !std::is_array_v<C> && !is_when
 template <class When>
 inline constexpr bool is_when_policy_v = is_when_tag_v<When> || guard_condition<When>;
 
-/// Records `std::uncaught_exceptions()` at construction, for the failure/success policies.
+/// `std::uncaught_exceptions()`, read where the C++ ABI keeps it. libstdc++'s own function
+/// reaches the count through two PLT calls and `__tls_get_addr` (a few ns each, paid twice per
+/// failure/success guard); the count is the `uncaughtExceptions` field of the thread's
+/// `__cxa_eh_globals` (Itanium C++ ABI 2.2.2), whose address is fixed for the thread's life, so
+/// it is looked up once per thread and kept in a `thread_local`. Elsewhere: the standard call.
+#if defined(__GLIBCXX__) && __has_include(<cxxabi.h>)
+struct ItaniumEhGlobals {  // the ABI's layout of __cxa_eh_globals
+  void* caught_exceptions;
+  unsigned int uncaught_exceptions;
+};
+
+[[gnu::cold, gnu::noinline]] inline const ItaniumEhGlobals* find_eh_globals() noexcept {
+  return reinterpret_cast<const ItaniumEhGlobals*>(abi::__cxa_get_globals());
+}
+
+inline int uncaught_exceptions() noexcept {
+  constinit thread_local const ItaniumEhGlobals* globals = nullptr;
+  if (globals == nullptr) [[unlikely]]
+    globals = find_eh_globals();
+  return static_cast<int>(globals->uncaught_exceptions);
+}
+#else
+inline int uncaught_exceptions() noexcept { return std::uncaught_exceptions(); }
+#endif
+
+/// Records the exceptions in flight at construction, for the failure/success policies.
 /// Nothing can be in flight during constant evaluation, so there it records and reports none.
 class UnwindDetector {
  public:
   constexpr UnwindDetector() noexcept
-      : uncaught_on_entry_(std::is_constant_evaluated() ? 0 : std::uncaught_exceptions()) {}
+      : uncaught_on_entry_(std::is_constant_evaluated() ? 0 : uncaught_exceptions()) {}
   [[nodiscard]] constexpr bool unwinding() const noexcept {
-    return !std::is_constant_evaluated() && std::uncaught_exceptions() > uncaught_on_entry_;
+    return !std::is_constant_evaluated() && uncaught_exceptions() > uncaught_on_entry_;
   }
 
  private:
@@ -179,11 +208,16 @@ class [[nodiscard]] ScopeGuard {
       }
       if constexpr (nothrow_destructor) {
         run_if_due();
-      } else if (!std::is_constant_evaluated() && std::uncaught_exceptions() > 0) {
-        // Letting it escape now could reach std::terminate; the handler gets it instead.
-        run_reporting("scope guard action threw during unwinding");
       } else {
-        run_if_due();
+        // Asked only once the action has thrown, so the normal path reads nothing. Letting it
+        // escape while another exception is in flight could reach std::terminate: the handler
+        // gets it instead.
+        try {
+          run_if_due();
+        } catch (...) {
+          if (detail::uncaught_exceptions() == 0) throw;
+          report_error(std::current_exception(), "scope guard action threw during unwinding");
+        }
       }
     }
   }
