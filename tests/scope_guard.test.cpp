@@ -537,3 +537,24 @@ TEST_CASE("ScopeGuard: the exception count the guards read is std::uncaught_exce
   CHECK(counts[3].second == 2);  // unwinding inside an unwinding destructor
   CHECK(counts[5].second == 1);  // unwinding on another thread
 }
+
+TEST_CASE("ScopeGuard: a condition whose construction may throw makes the constructor noexcept(false)",
+          "[scope_guard]") {
+  struct ThrowingDefault {
+    ThrowingDefault() noexcept(false) {}
+    bool operator()() const noexcept { return true; }
+  };
+  struct Count {
+    int* runs;
+    void operator()() const noexcept { ++*runs; }
+  };
+  using Guard = teardown::ScopeGuard<Count, ThrowingDefault>;
+  STATIC_REQUIRE_FALSE(std::is_nothrow_constructible_v<Guard, Count&>);
+  STATIC_REQUIRE(std::is_nothrow_constructible_v<teardown::ScopeGuard<Count>, Count&>);
+  int runs = 0;
+  {
+    Count count{&runs};
+    Guard guard(count);
+  }
+  CHECK(runs == 1);
+}

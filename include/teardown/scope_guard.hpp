@@ -153,10 +153,13 @@ class [[nodiscard]] ScopeGuard {
   /// Stores `action`, built in place. If storing it throws, the action runs at once (if `active`;
   /// not for OnSuccess, whose scope is failing) and the exception propagates.
   template <class G>
-    requires(!std::is_same_v<std::remove_cvref_t<G>, ScopeGuard> && std::is_constructible_v<F, G> &&
-             std::is_default_constructible_v<WhenState>)
-  constexpr explicit ScopeGuard(G&& action, bool active = true) noexcept(nothrow_store<F, G>)
-  try : action_(detail::forward_if_nothrow<F, G>(action)),
+    requires(!std::is_same_v<std::remove_cvref_t<G>, ScopeGuard> && std::is_default_constructible_v<WhenState> &&
+             (std::is_nothrow_default_constructible_v<WhenState>
+                  ? std::is_constructible_v<F, G>
+                  : std::is_constructible_v<F, const std::remove_reference_t<G>&>))
+  constexpr explicit ScopeGuard(G&& action, bool active = true) noexcept(
+      nothrow_store<F, G> && std::is_nothrow_default_constructible_v<WhenState>)
+  try : action_(source_of_action<G, std::is_nothrow_default_constructible_v<WhenState>>(action)),
         when_(),
         state_(active ? State::armed : State::dismissed) {
   } catch (...) {
@@ -165,7 +168,7 @@ class [[nodiscard]] ScopeGuard {
 
   /// A condition guard: the action runs only if `condition()` is true when the scope ends. If
   /// storing either throws, the action runs at once (if `active`) and the exception propagates.
-  /// While storing the condition may throw, the action is copied, so it is still there to run.
+  /// While building the condition may throw, the action is copied, so it is still there to run.
   template <class G, class Condition>
     requires(has_condition && std::is_constructible_v<When, Condition> &&
              (nothrow_store<When, Condition> ? std::is_constructible_v<F, G>
