@@ -24,9 +24,6 @@
 
 namespace teardown {
 
-template <class R, class D>
-class UniqueResource;
-
 namespace detail {
 
 /// A member built in place from `source` (moved when that cannot throw, copied otherwise, so a
