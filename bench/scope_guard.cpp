@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <exception>
+#include <stdexcept>
 
 #if defined(TEARDOWN_HAVE_ABSL)
 #include <absl/cleanup/cleanup.h>
@@ -35,6 +37,37 @@ void hand_written(benchmark::State& state) {
   }
 }
 BENCHMARK(hand_written);
+
+// The floor for a failure-only cleanup: what scope_fail replaces, written by hand. The cleanup
+// sits in the handler, so the normal path pays nothing (the exception tables cost no time).
+void hand_written_rethrow(benchmark::State& state) {
+  std::uint64_t value = 1, cleanups = 0;
+  for (auto _ : state) {
+    try {
+      work(value);
+      if (value == 0) throw std::runtime_error("never");  // a path the compiler must keep
+    } catch (...) {
+      ++cleanups;
+      benchmark::DoNotOptimize(cleanups);
+      throw;
+    }
+  }
+}
+BENCHMARK(hand_written_rethrow);
+
+// What every peer's failure/success guard pays on top: two reads of std::uncaught_exceptions(),
+// one when the guard is made and one when it ends.
+void uncaught_exceptions_pair(benchmark::State& state) {
+  std::uint64_t value = 1;
+  for (auto _ : state) {
+    int on_entry = std::uncaught_exceptions();
+    benchmark::DoNotOptimize(on_entry);
+    work(value);
+    int on_exit = std::uncaught_exceptions();
+    benchmark::DoNotOptimize(on_exit);
+  }
+}
+BENCHMARK(uncaught_exceptions_pair);
 
 /// The loop every guard row runs: `make_guard(cleanup)` returns a guard that runs `cleanup`.
 template <class MakeGuard>

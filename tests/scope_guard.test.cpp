@@ -4,6 +4,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -283,6 +285,276 @@ TEST_CASE("ScopeGuard: a guard can live in std::optional (placement new stays al
   {
     std::optional<teardown::ScopeGuard<std::function<void()>>> maybe;
     maybe.emplace([&] { ++runs; });
+  }
+  CHECK(runs == 1);
+}
+
+// ---- Regressions found by running the peers' suites (docs/scope_guard.md, "Conformance") -------
+
+namespace {
+
+/// A callable with no data members whose move throws (its copy does not): the guard must build
+/// it in place, never move a temporary into its [[no_unique_address]] member (g++ did).
+struct EmptyActionThrowingMove {
+  static inline int calls = 0;
+  static inline int moves = 0;
+  EmptyActionThrowingMove() = default;
+  EmptyActionThrowingMove(const EmptyActionThrowingMove&) noexcept(false) {}
+  EmptyActionThrowingMove(EmptyActionThrowingMove&&) noexcept(false) {
+    ++moves;
+    throw std::bad_alloc();
+  }
+  void operator()() const { ++calls; }
+};
+
+}  // namespace
+
+TEST_CASE("ScopeGuard: an empty callable is built in place, so it is never moved and always runs",
+          "[scope_guard][regression]") {
+  EmptyActionThrowingMove::calls = EmptyActionThrowingMove::moves = 0;
+  const EmptyActionThrowingMove action;
+  {
+    auto exit_guard = teardown::scope_exit(action);
+    auto success_guard = teardown::scope_success(action);
+    CHECK(exit_guard.armed());
+  }
+  CHECK(EmptyActionThrowingMove::moves == 0);
+  CHECK(EmptyActionThrowingMove::calls == 2);
+}
+
+// ---- Operations the peers have -----------------------------------------------------------------
+
+TEST_CASE("ScopeGuard: a guard built inactive does not run until armed", "[scope_guard]") {
+  int runs = 0;
+  {
+    auto guard = teardown::scope_exit([&] { ++runs; }, false);
+    CHECK_FALSE(guard.armed());
+  }
+  CHECK(runs == 0);
+  {
+    auto guard = teardown::scope_fail([&] { ++runs; }, false);
+    guard.rearm();
+    CHECK(guard.armed());
+    try {
+      auto inner = std::move(guard);
+      throw Boom();
+    } catch (const Boom&) {
+    }
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("ScopeGuard: an inactive guard whose callable cannot be stored does not run it", "[scope_guard]") {
+  int runs = 0;
+  const ThrowingCopy action(&runs, true);
+  CHECK_THROWS_AS(teardown::scope_exit(action, false), std::bad_alloc);
+  CHECK_THROWS_AS(teardown::scope_fail(action, false), std::bad_alloc);
+  CHECK(runs == 0);
+}
+
+TEST_CASE("ScopeGuard: execute() runs the action now, once, and disarms", "[scope_guard]") {
+  int runs = 0;
+  {
+    auto guard = teardown::scope_exit([&] { ++runs; });
+    guard.execute();
+    CHECK(runs == 1);
+    CHECK_FALSE(guard.armed());
+    guard.execute();  // disarmed: nothing to run
+  }
+  CHECK(runs == 1);
+  {
+    auto guard = teardown::scope_success([&] { ++runs; });
+    guard.dismiss();
+    guard.execute();  // a dismissed guard stays silent
+  }
+  CHECK(runs == 1);
+}
+
+TEST_CASE("ScopeGuard: an action that throws from execute() propagates and is not run again",
+          "[scope_guard]") {
+  int runs = 0;
+  {
+    auto guard = teardown::scope_exit([&] {
+      ++runs;
+      throw Boom();
+    });
+    CHECK_THROWS_AS(guard.execute(), Boom);
+    CHECK_FALSE(guard.armed());
+  }
+  CHECK(runs == 1);
+}
+
+namespace {
+/// A one-shot callable: callable only as an rvalue.
+struct OneShot {
+  int* runs;
+  void operator()() && { ++*runs; }
+};
+}  // namespace
+
+TEST_CASE("ScopeGuard: a callable invocable only as an rvalue is called once as an rvalue", "[scope_guard]") {
+  int runs = 0;
+  {
+    auto guard = teardown::scope_exit(OneShot{&runs});
+    auto fail = teardown::scope_fail(OneShot{&runs});
+  }
+  CHECK(runs == 1);
+  auto guard = teardown::scope_exit(OneShot{&runs});
+  guard.execute();
+  CHECK(runs == 2);
+  CHECK_THROWS_WITH(guard.rearm(), Catch::Matchers::Contains("execute() already ran"));
+}
+
+namespace {
+constexpr int guards_in_constant_evaluation() {
+  int trace = 0;
+  {
+    auto always = teardown::scope_exit([&] { trace += 1; });
+    auto success = teardown::scope_success([&] { trace += 10; });
+    auto failure = teardown::scope_fail([&] { trace += 100; });  // nothing can be in flight
+    auto inactive = teardown::scope_exit([&] { trace += 1000; }, false);
+    auto moved = std::move(always);
+    auto ran = teardown::scope_exit([&] { trace += 10000; });
+    ran.execute();
+    bool set = false;
+    auto checked = teardown::scope_exit([&] { trace += 100000; }, [&set] { return set; });
+    set = true;
+  }
+  return trace;
+}
+}  // namespace
+
+TEST_CASE("ScopeGuard: guards work in constant evaluation", "[scope_guard]") {
+  STATIC_REQUIRE(guards_in_constant_evaluation() == 110011);
+  CHECK(guards_in_constant_evaluation() == 110011);
+}
+
+TEST_CASE("ScopeGuard: a condition guard runs only if its condition holds when the scope ends",
+          "[scope_guard]") {
+  int runs = 0;
+  std::error_code error;
+  {
+    auto undo = teardown::scope_exit([&] { ++runs; }, teardown::check_error_code(error));
+  }
+  CHECK(runs == 0);
+  {
+    auto undo = teardown::scope_exit([&] { ++runs; }, teardown::check_error_code(error));
+    error = std::make_error_code(std::errc::invalid_argument);
+  }
+  CHECK(runs == 1);
+  {
+    auto undo = teardown::scope_exit([&] { ++runs; }, teardown::check_error_code(error), false);
+  }
+  CHECK(runs == 1);  // inactive
+  int status = 0;
+  {
+    auto undo = teardown::scope_exit([&] { ++runs; }, teardown::check_error_code(status));
+    status = -1;
+  }
+  CHECK(runs == 2);
+}
+
+TEST_CASE("ScopeGuard: a condition guard ignores exceptions; only the condition decides", "[scope_guard]") {
+  int runs = 0;
+  std::error_code error;
+  try {
+    auto undo = teardown::scope_exit([&] { ++runs; }, teardown::check_error_code(error));
+    throw Boom();
+  } catch (const Boom&) {
+  }
+  CHECK(runs == 0);
+}
+
+TEST_CASE("ScopeGuard: a condition that throws during unwinding goes to the error handler",
+          "[scope_guard][error_handler]") {
+  teardown_test::ErrorCapture capture;
+  int runs = 0;
+  try {
+    auto undo = teardown::scope_exit([&] { ++runs; }, []() -> bool { throw Boom(); });
+    throw std::logic_error("original");
+  } catch (const std::logic_error&) {
+  }
+  CHECK(runs == 0);
+  REQUIRE(capture.errors().size() == 1);
+  CHECK(capture.errors()[0] == "scope guard action threw during unwinding: boom");
+}
+
+TEST_CASE("ScopeGuard: a condition guard costs the callable plus the condition", "[scope_guard]") {
+  std::error_code error;
+  int* target = nullptr;
+  auto one_pointer = [target] { (void)target; };
+  using Guard = decltype(teardown::scope_exit(one_pointer, teardown::check_error_code(error)));
+  STATIC_REQUIRE(sizeof(Guard) <= 2 * sizeof(void*) + alignof(void*));
+  STATIC_REQUIRE(std::is_nothrow_destructible_v<decltype(teardown::scope_exit(
+                     []() noexcept {}, teardown::check_error_code(error)))>);
+}
+
+namespace {
+/// Compares teardown's read of the exception count with the standard's, from a destructor.
+struct ComparesCountsInDestructor {
+  std::vector<std::pair<int, int>>* counts;
+  ~ComparesCountsInDestructor() {
+    counts->emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+  }
+};
+}  // namespace
+
+TEST_CASE("ScopeGuard: the exception count the guards read is std::uncaught_exceptions(), on every thread",
+          "[scope_guard]") {
+  std::vector<std::pair<int, int>> counts;
+  counts.emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+  try {
+    ComparesCountsInDestructor outer{&counts};
+    throw Boom();
+  } catch (const Boom&) {
+    counts.emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+  }
+  try {
+    struct Nested {
+      std::vector<std::pair<int, int>>* counts;
+      ~Nested() {
+        try {
+          ComparesCountsInDestructor inner{counts};
+          throw Boom();
+        } catch (const Boom&) {
+        }
+      }
+    } nested{&counts};
+    throw Boom();
+  } catch (const Boom&) {
+  }
+  std::thread([&counts] {
+    counts.emplace_back(teardown::detail::uncaught_exceptions(), std::uncaught_exceptions());
+    try {
+      ComparesCountsInDestructor on_thread{&counts};
+      throw Boom();
+    } catch (const Boom&) {
+    }
+  }).join();
+  REQUIRE(counts.size() == 6);
+  for (const auto& [ours, standard] : counts) CHECK(ours == standard);
+  CHECK(counts[1].second == 1);  // unwinding
+  CHECK(counts[3].second == 2);  // unwinding inside an unwinding destructor
+  CHECK(counts[5].second == 1);  // unwinding on another thread
+}
+
+TEST_CASE("ScopeGuard: a condition whose construction may throw makes the constructor noexcept(false)",
+          "[scope_guard]") {
+  struct ThrowingDefault {
+    ThrowingDefault() noexcept(false) {}
+    bool operator()() const noexcept { return true; }
+  };
+  struct Count {
+    int* runs;
+    void operator()() const noexcept { ++*runs; }
+  };
+  using Guard = teardown::ScopeGuard<Count, ThrowingDefault>;
+  STATIC_REQUIRE_FALSE(std::is_nothrow_constructible_v<Guard, Count&>);
+  STATIC_REQUIRE(std::is_nothrow_constructible_v<teardown::ScopeGuard<Count>, Count&>);
+  int runs = 0;
+  {
+    Count count{&runs};
+    Guard guard(count);
   }
   CHECK(runs == 1);
 }

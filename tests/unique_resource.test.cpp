@@ -5,8 +5,11 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -207,4 +210,174 @@ TEST_CASE("UniqueFd: reset() closes the old descriptor; move leaves the source e
   CHECK(moved.get() == second);
   moved = teardown::UniqueFd{};
   CHECK_FALSE(fd_is_open(second));
+}
+
+// ---- Regressions found by running the peers' suites (docs/scope_guard.md, "Conformance") -------
+
+namespace {
+
+/// A deleter with no data members whose move throws (its copy does not): storing it must build
+/// it in place, never move a temporary into a [[no_unique_address]] member (g++ did).
+struct EmptyDeleterThrowingMove {
+  static inline int calls = 0;
+  static inline int moves = 0;
+  EmptyDeleterThrowingMove() = default;
+  EmptyDeleterThrowingMove(const EmptyDeleterThrowingMove&) noexcept(false) {}
+  EmptyDeleterThrowingMove(EmptyDeleterThrowingMove&&) noexcept(false) {
+    ++moves;
+    throw std::bad_alloc();
+  }
+  void operator()(int) const { ++calls; }
+};
+
+/// A handle whose move leaves the source holding -1, so a moved-from handle is visible.
+struct Handle {
+  int value;
+  explicit Handle(int v) : value(v) {}
+  Handle(const Handle&) = default;
+  Handle(Handle&& other) noexcept : value(std::exchange(other.value, -1)) {}
+  Handle& operator=(const Handle&) = default;
+  Handle& operator=(Handle&& other) noexcept {
+    value = std::exchange(other.value, -1);
+    return *this;
+  }
+};
+
+/// Records the handles it releases; copying and moving it throw while `*fail` is set.
+struct FailingDeleter {
+  std::vector<int>* released;
+  const bool* fail;
+  FailingDeleter(std::vector<int>* r, const bool* f) : released(r), fail(f) {}
+  FailingDeleter(const FailingDeleter& other) : released(other.released), fail(other.fail) { check(); }
+  FailingDeleter(FailingDeleter&& other) noexcept(false) : released(other.released), fail(other.fail) {
+    check();
+  }
+  FailingDeleter& operator=(const FailingDeleter& other) {
+    other.check();
+    released = other.released;
+    return *this;
+  }
+  FailingDeleter& operator=(FailingDeleter&& other) noexcept(false) { return *this = other; }
+  void operator()(const Handle& handle) const { released->push_back(handle.value); }
+  void check() const {
+    if (*fail) throw std::bad_alloc();
+  }
+};
+
+/// A resource that cannot be copied.
+struct MoveOnlyHandle {
+  std::unique_ptr<int> value;
+  friend bool operator==(const MoveOnlyHandle& a, const MoveOnlyHandle& b) { return a.value == b.value; }
+};
+
+/// A resource whose copy throws; equal to an int when it holds that int.
+struct ThrowingCopyHandle {
+  int value;
+  explicit ThrowingCopyHandle(int v) : value(v) {}
+  ThrowingCopyHandle(const ThrowingCopyHandle&) { throw std::bad_alloc(); }
+  friend bool operator==(const ThrowingCopyHandle& a, int b) { return a.value == b; }
+};
+
+template <class T>
+concept dereferenceable = requires(T& t) {
+  *t;
+};
+
+}  // namespace
+
+TEST_CASE("UniqueResource: an empty deleter is built in place, so it is never moved and always runs",
+          "[unique_resource][regression]") {
+  EmptyDeleterThrowingMove::calls = EmptyDeleterThrowingMove::moves = 0;
+  const EmptyDeleterThrowingMove deleter;
+  {
+    teardown::UniqueResource<int, EmptyDeleterThrowingMove> owner(3, deleter);
+    CHECK(owner.owns());
+  }
+  CHECK(EmptyDeleterThrowingMove::moves == 0);
+  CHECK(EmptyDeleterThrowingMove::calls == 1);
+}
+
+TEST_CASE("UniqueResource: a move whose deleter copy throws leaves the source owning the real handle",
+          "[unique_resource][regression]") {
+  std::vector<int> released;
+  bool fail = false;
+  {
+    teardown::UniqueResource<Handle, FailingDeleter> source(Handle(5), FailingDeleter(&released, &fail));
+    fail = true;
+    using Owner = teardown::UniqueResource<Handle, FailingDeleter>;
+    CHECK_THROWS_AS(Owner(std::move(source)), std::bad_alloc);
+    fail = false;
+    CHECK(source.owns());
+    CHECK(source.get().value == 5);
+    CHECK(released.empty());
+  }
+  CHECK(released == std::vector<int>{5});
+}
+
+TEST_CASE(
+    "UniqueResource: a move assignment whose deleter copy throws leaves the source owning the real handle",
+    "[unique_resource][regression]") {
+  std::vector<int> released;
+  bool fail = false;
+  {
+    teardown::UniqueResource<Handle, FailingDeleter> source(Handle(5), FailingDeleter(&released, &fail));
+    teardown::UniqueResource<Handle, FailingDeleter> target(Handle(7), FailingDeleter(&released, &fail));
+    fail = true;
+    CHECK_THROWS_AS(target = std::move(source), std::bad_alloc);
+    fail = false;
+    CHECK(released == std::vector<int>{7});  // the target released its own handle first
+    CHECK_FALSE(target.owns());
+    CHECK(source.owns());
+    CHECK(source.get().value == 5);
+  }
+  CHECK(released == std::vector<int>{7, 5});
+}
+
+TEST_CASE(
+    "make_unique_resource_checked: the deleter never runs on the invalid value, even when storing throws",
+    "[unique_resource][regression]") {
+  int calls = 0;
+  auto deleter = [&calls](const ThrowingCopyHandle&) { ++calls; };
+  const ThrowingCopyHandle invalid_handle(-1);
+  CHECK_THROWS_AS(teardown::make_unique_resource_checked(invalid_handle, -1, deleter), std::bad_alloc);
+  CHECK(calls == 0);
+  const ThrowingCopyHandle valid_handle(4);
+  CHECK_THROWS_AS(teardown::make_unique_resource_checked(valid_handle, -1, deleter), std::bad_alloc);
+  CHECK(calls == 1);  // a valid handle that cannot be stored is still released
+}
+
+TEST_CASE("UniqueResource: a function-pointer deleter cannot be default-constructed into null",
+          "[unique_resource][regression]") {
+  STATIC_REQUIRE_FALSE(std::is_default_constructible_v<teardown::UniqueResource<int, void (*)(int)>>);
+  STATIC_REQUIRE(std::is_default_constructible_v<teardown::UniqueResource<int, Recorder>>);
+}
+
+TEST_CASE("UniqueResource: a move-only resource can be owned, checked and released",
+          "[unique_resource][regression]") {
+  int released = 0;
+  auto deleter = [&released](MoveOnlyHandle& handle) { released += handle.value ? *handle.value : 100; };
+  auto owner = teardown::make_unique_resource_checked(MoveOnlyHandle{std::make_unique<int>(3)},
+                                                      MoveOnlyHandle{}, deleter);
+  REQUIRE(owner.owns());
+  auto moved = std::move(owner);
+  MoveOnlyHandle handed_over = moved.release();
+  CHECK_FALSE(moved.owns());
+  REQUIRE(handed_over.value);
+  CHECK(*handed_over.value == 3);
+  auto empty = teardown::make_unique_resource_checked(MoveOnlyHandle{}, MoveOnlyHandle{}, deleter);
+  CHECK_FALSE(empty.owns());
+  CHECK(released == 0);
+}
+
+TEST_CASE("UniqueResource: operator* exists only for pointers to object types",
+          "[unique_resource][regression]") {
+  STATIC_REQUIRE(dereferenceable<teardown::UniqueResource<int*, void (*)(int*)>>);
+  STATIC_REQUIRE_FALSE(dereferenceable<teardown::UniqueResource<void*, void (*)(void*)>>);
+  STATIC_REQUIRE_FALSE(dereferenceable<teardown::UniqueResource<const void*, void (*)(const void*)>>);
+  STATIC_REQUIRE_FALSE(dereferenceable<teardown::UniqueResource<int, void (*)(int)>>);
+  int value = 8;
+  teardown::UniqueResource<int*, void (*)(int*)> owner(&value, [](int*) {});
+  CHECK(*owner == 8);
+  teardown::UniqueResource<void*, void (*)(void*)> opaque(&value, [](void*) {});
+  CHECK(opaque.get() == &value);
 }

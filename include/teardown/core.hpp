@@ -158,6 +158,13 @@ constexpr decltype(auto) forward_if_nothrow(Source& source) noexcept {
   }
 }
 
+/// Whether building a T from a T lvalue the forward_if_nothrow way (moved when that cannot throw,
+/// otherwise copied) cannot throw.
+template <class T>
+inline constexpr bool nothrow_relocatable_v = std::is_nothrow_move_constructible_v<T> ||
+                                              (std::is_copy_constructible_v<T> &&
+                                               std::is_nothrow_copy_constructible_v<T>);
+
 }  // namespace detail
 
 /// Installs `handler` as the process-wide error handler and returns the previous one.

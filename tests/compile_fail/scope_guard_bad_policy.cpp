@@ -1,5 +1,6 @@
-// A guard's policy must be one of Always, OnFailure, OnSuccess; anything else is a readable error.
-// expect: When must be teardown::Always, teardown::OnFailure or teardown::OnSuccess
+// A guard's policy must be Always, OnFailure, OnSuccess or a condition callable as bool();
+// anything else is a readable error.
+// expect: When must be teardown::Always, teardown::OnFailure, teardown::OnSuccess, or a condition
 #include <teardown/scope_guard.hpp>
 
 struct Sometimes {};

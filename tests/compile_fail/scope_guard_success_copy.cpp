@@ -1,0 +1,10 @@
+// A scope_success guard cannot be copied (Boost.Scope's compile_fail/scope_success_noncopyable.cpp).
+// expect: deleted|use of deleted
+#include <teardown/scope_guard.hpp>
+
+int main() {
+  auto guard = teardown::scope_success([] {});
+#ifdef TEARDOWN_COMPILE_FAIL
+  auto copy = guard;
+#endif
+}
