@@ -68,7 +68,8 @@ using FirstSignalAction = std::function<void(int signo)>;
 class ShutdownSignals {
  public:
   explicit ShutdownSignals(std::initializer_list<int> signals = {SIGTERM, SIGINT},
-                           SecondSignal second = SecondSignal::exit_now, FirstSignalAction on_first_signal = {})
+                           SecondSignal second = SecondSignal::exit_now,
+                           FirstSignalAction on_first_signal = {})
       : state_(std::make_shared<State>()) {
     if (signals.size() == 0) throw std::invalid_argument("ShutdownSignals: the list of signals is empty");
     state_->on_first_signal = std::move(on_first_signal);
@@ -246,7 +247,8 @@ class ShutdownSignals {
       if (fds[0].revents != 0) {
         if (state.on_first_signal) {
           int signo = slot().first_signal.load();
-          detail::call_reporting("ShutdownSignals: the first-signal action threw", state.on_first_signal, signo);
+          detail::call_reporting("ShutdownSignals: the first-signal action threw", state.on_first_signal,
+                                 signo);
         }
         state.stop.request_stop();        // stop callbacks run here, outside signal context
         state.stopped.write_end.reset();  // then fd() reads EOF

@@ -1112,12 +1112,14 @@ class TeardownStack {
     if (first_sequence == 0) return pending_count_;
     std::size_t pending = 0;
     for (const StageList& list : stages_)
-      for (const Slot* slot = list.tail; slot != nullptr && slot->sequence >= first_sequence; slot = slot->prev)
+      for (const Slot* slot = list.tail; slot != nullptr && slot->sequence >= first_sequence;
+           slot = slot->prev)
         ++pending;
     return pending;
   }
 
-  void announce_start(std::string_view name, std::size_t number, std::size_t count, Deadline deadline) noexcept {
+  void announce_start(std::string_view name, std::size_t number, std::size_t count,
+                      Deadline deadline) noexcept {
     try {
       sink_.on_start(StepStart{name, number, count, deadline});
     } catch (...) {
