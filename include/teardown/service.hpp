@@ -142,10 +142,11 @@ class ServiceNotifier {
   }
 
   /// An EventSink for a TeardownStack: as each step begins, one datagram
-  /// `EXTEND_TIMEOUT_USEC=<share>` + `STATUS=shutdown: <step> (<i>/<n>)`, where the share is what
-  /// is left of the stack's deadline divided among the steps left (this one included), so the
-  /// extensions never reach past the deadline (none with Deadline::never()). Steps' outcomes go
-  /// to `then` (by default the stack's default sink). Disabled: `then` itself.
+  /// `EXTEND_TIMEOUT_USEC=<left>` + `STATUS=shutdown: <step> (<i>/<n>)`. The step may use all
+  /// that is left of the stack's deadline (the stack gives each step the whole of it), so the
+  /// extension covers exactly that and never reaches past the deadline; none is sent with
+  /// Deadline::never(). Steps' outcomes go to `then` (by default the stack's default sink).
+  /// Disabled: `then` itself.
   [[nodiscard]] EventSink sink(EventSink then = EventSink(&print_step_outcome)) const {
     if (!state_) return then;
     then.on_start = [notifier = *this](const StepStart& step) noexcept { notifier.announce(step); };
@@ -241,10 +242,9 @@ class ServiceNotifier {
   void announce(const StepStart& step) const noexcept {
     detail::notify::Message message;
     if (!step.deadline.is_never()) {
-      const std::size_t steps_left = step.count >= step.number ? step.count - step.number + 1 : 1;
-      const std::uint64_t share =
-          microseconds_of(step.deadline.remaining() / static_cast<Clock::rep>(steps_left));
-      if (share > 0) message.add("EXTEND_TIMEOUT_USEC", share);
+      // Rounded down: systemd counts from when it reads the message, which is later still.
+      const std::uint64_t left = microseconds_of(step.deadline.remaining());
+      if (left > 0) message.add("EXTEND_TIMEOUT_USEC", left);
     }
     message.begin("STATUS").text("shutdown: ").text(step.name).text(" (").number(step.number);
     message.text("/").number(step.count).text(")").end();
