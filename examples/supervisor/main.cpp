@@ -194,7 +194,7 @@ void start_request(teardown::Ticket ticket, std::string id, Clock::duration leng
 std::string rung_text(std::size_t rung) { return rung == 0 ? "the SIGTERM rung" : "the Kill rung"; }
 
 /// READY=1 to the service manager, when there is one: `systemctl start` returns now.
-void report_ready(teardown::ServiceNotifier& notifier, const Stopwatch& clock) {
+void report_ready(const teardown::ServiceNotifier& notifier, const Stopwatch& clock) {
   if (!notifier.enabled()) return;
   notifier.status("running: " + std::to_string(worker_count) + " workers, admitting requests");
   notifier.ready();

@@ -93,7 +93,7 @@ class ServiceNotifier {
 
   /// READY=1: startup is complete (for Type=notify, `systemctl start` returns now). Adds
   /// MAINPID=<pid> when sent from a process other than the one that created the notifier.
-  void ready() noexcept {
+  void ready() const noexcept {
     if (!state_) return;
     detail::notify::Message message;
     message.add("READY", "1");
@@ -103,14 +103,14 @@ class ServiceNotifier {
   }
 
   /// STOPPING=1: the service has begun to shut down.
-  void stopping() noexcept {
+  void stopping() const noexcept {
     if (!state_) return;
     detail::notify::Message message;
     send(message.add("STOPPING", "1"));
   }
 
   /// STATUS=<text>: one line for `systemctl status` (newlines become spaces).
-  void status(std::string_view text) noexcept {
+  void status(std::string_view text) const noexcept {
     if (!state_) return;
     detail::notify::Message message;
     send(message.add("STATUS", text));
@@ -119,7 +119,7 @@ class ServiceNotifier {
   /// EXTEND_TIMEOUT_USEC=<µs>: the current start or stop timeout is extended so that it ends no
   /// sooner than `extension` from now (systemd counts from when it receives the message). Only
   /// matters past TimeoutStartSec/TimeoutStopSec: it never shortens them. Negative: zero.
-  void extend_timeout(Clock::duration extension) noexcept {
+  void extend_timeout(Clock::duration extension) const noexcept {
     if (!state_) return;
     detail::notify::Message message;
     send(message.add("EXTEND_TIMEOUT_USEC", microseconds_of(extension)));
@@ -127,7 +127,7 @@ class ServiceNotifier {
 
   /// WATCHDOG=1, when the service manager asked this process for pings (WATCHDOG_USEC set, and
   /// WATCHDOG_PID unset or this process); otherwise nothing. Ping at least every half interval.
-  void watchdog() noexcept {
+  void watchdog() const noexcept {
     if (!watchdog_interval()) return;
     detail::notify::Message message;
     send(message.add("WATCHDOG", "1"));
