@@ -148,7 +148,11 @@ class Message {
     if (line_dropped_) return *this;
     std::size_t room = max_message - size_ - 1;  // the line's '\n'
     if (value.size() > room) {
-      while (room > 0 && (static_cast<unsigned char>(value[room]) & 0xC0) == 0x80) --room;
+      // Back to the start of the sequence `room` falls in: at most 3 bytes (a sequence is at
+      // most 4); a longer run of continuation bytes is not UTF-8 anyway.
+      for (int back = 0; back < 3 && room > 0 && (static_cast<unsigned char>(value[room]) & 0xC0) == 0x80;
+           ++back)
+        --room;
       value = value.substr(0, room);
     }
     for (const char c : value) text_[size_++] = (c == '\n' || c == '\0') ? ' ' : c;
