@@ -22,7 +22,6 @@
 #include <teardown/unique_resource.hpp>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -45,6 +44,7 @@
 
 #include "console.hpp"
 #include "journal.hpp"
+#include "ready_pipe.hpp"
 
 namespace supervisor_demo {
 
@@ -183,16 +183,7 @@ int run_pod(const PodOptions& options, const std::string& self) {
       workers.add(std::move(child));
     }
     ready_write.reset();
-    const auto all_ready_by = Deadline::after(5s);
-    for (int ready = 0; ready < pod_worker_count;) {
-      pollfd readable{ready_read.get(), POLLIN, 0};
-      if (teardown::detail::poll_until(&readable, 1, all_ready_by.time_point()) <= 0)
-        throw std::runtime_error("the workers did not report ready within 5 s");
-      char byte = 0;
-      const ssize_t got = teardown::detail::retry_eintr([&] { return ::read(ready_read.get(), &byte, 1); });
-      if (got == 0) throw std::runtime_error("a worker exited before reporting ready");
-      if (got == 1) ++ready;
-    }
+    wait_for_ready_bytes(ready_read.get(), pod_worker_count, Deadline::after(5s));
 
     stack.push<"drain requests">([&](Deadline until) { drain_report = requests.shutdown(until); });
     stack.push<"stop admitting">([&] {
