@@ -12,12 +12,17 @@
 //   2. reap workers   — one ReapGroup: SIGTERM, 500 ms for all of them together, then SIGKILL
 //   3. close storage  — fsync and close the journal, once nothing can write to it
 //
+// With NOTIFY_SOCKET set (a systemd unit with Type=notify) it tells systemd READY=1 once the
+// workers are up, STOPPING=1 on the signal and each stage as it starts (ServiceNotifier).
+// `supervisor --k8s` runs Kubernetes' budget instead (k8s.cpp).
+//
 // --kill-self SIGKILLs the supervisor mid-run instead: no teardown runs at all, and each worker
 // notices through its ParentWatch and exits on its own within a second. Exit status: 0 when every
 // step of the teardown succeeded, 1 otherwise, 2 for bad arguments.
 #include <teardown/drain_group.hpp>
 #include <teardown/parent_watch.hpp>
 #include <teardown/reaper.hpp>
+#include <teardown/service.hpp>
 #include <teardown/shutdown_signals.hpp>
 #include <teardown/teardown_stack.hpp>
 #include <teardown/unique_resource.hpp>
@@ -50,7 +55,8 @@
 
 namespace supervisor_demo {
 
-int run_worker(int number, int ready_fd, bool ignore_term);  // worker.cpp
+int run_worker(int number, int ready_fd, bool ignore_term);                       // worker.cpp
+int run_k8s(const std::vector<std::string_view>& args, const std::string& self);  // k8s.cpp
 
 namespace {
 
@@ -188,9 +194,21 @@ void start_request(teardown::Ticket ticket, std::string id, Clock::duration leng
 /// The rung a worker's ladder ended at, in words.
 std::string rung_text(std::size_t rung) { return rung == 0 ? "the SIGTERM rung" : "the Kill rung"; }
 
+/// READY=1 to the service manager, when there is one: `systemctl start` returns now.
+void report_ready(const teardown::ServiceNotifier& notifier, const Stopwatch& clock) {
+  if (!notifier.enabled()) return;
+  notifier.status("running: " + std::to_string(worker_count) + " workers, admitting requests");
+  notifier.ready();
+  say(clock.stamp() + "service manager: READY=1 sent to NOTIFY_SOCKET");
+}
+
 int run_supervisor(const Options& options, const std::string& self) {
   const Stopwatch clock;
-  teardown::ShutdownSignals signals;  // first: a Ctrl-C during startup is a shutdown too
+  // Disabled without NOTIFY_SOCKET; under systemd it reports startup, the signal and each stage.
+  auto notifier = teardown::ServiceNotifier::from_env();
+  // First: a Ctrl-C during startup is a shutdown too.
+  teardown::ShutdownSignals signals({SIGTERM, SIGINT}, teardown::SecondSignal::exit_now,
+                                    notifier.stopping_action());
 
   say("teardown supervisor demo, pid " + std::to_string(::getpid()) +
       ": shuts down on SIGTERM/SIGINT or after " + duration_text(options.run_for) +
@@ -216,7 +234,7 @@ int run_supervisor(const Options& options, const std::string& self) {
                                        teardown::rung::Kill{teardown::Target::tree});
   teardown::ReapGroup workers(ladder);
   teardown::DrainGroup requests;
-  teardown::TeardownStack<SupervisorPlan> stack([&](const teardown::StepOutcome& step) {
+  teardown::TeardownStack<SupervisorPlan> stack(notifier.sink([&](const teardown::StepOutcome& step) {
     std::string line = clock.stamp() + "step '" + step.name +
                        "': " + std::string(teardown::to_string(step.status)) + " in " +
                        duration_text(step.took);
@@ -241,7 +259,7 @@ int run_supervisor(const Options& options, const std::string& self) {
       say("             journal " + journal_handle->path() + ": " + std::to_string(totals.lines) +
           " lines, " + std::to_string(totals.bytes) + " bytes, fsync'd and closed");
     }
-  });
+  }));
 
   const auto stubborn_done = std::make_shared<Latch>();
   {
@@ -319,6 +337,7 @@ int run_supervisor(const Options& options, const std::string& self) {
     });
     startup.commit();
   }
+  report_ready(notifier, clock);
 
   say(clock.stamp() + "running: admitting a request every " + duration_text(admit_every) + "; r-" +
       std::to_string(stubborn_request) + " ignores its stop token");
@@ -393,6 +412,7 @@ int main(int argc, char** argv) {
       return run_worker(std::atoi(argv[2]), std::atoi(argv[3]),
                         args.size() > 3 && args[3] == "--ignore-term");
     }
+    if (!args.empty() && args[0] == "--k8s") return run_k8s(args, self_path(argv[0]));
     Options options;
     options.journal_path = "/tmp/teardown-supervisor-" + std::to_string(::getpid()) + ".journal";
     for (std::size_t i = 0; i < args.size(); ++i) {

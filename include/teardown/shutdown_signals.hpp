@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,11 @@ enum class SecondSignal {
   ignore,    // nothing more: the graceful path must finish on its own
 };
 
+/// Runs once, with the signal's number, when the first shutdown signal arrives: on the library
+/// thread, before the stop token's callbacks (e.g. ServiceNotifier::stopping_action(), so the
+/// service manager hears STOPPING=1 before the teardown begins). What it throws is reported.
+using FirstSignalAction = std::function<void(int signo)>;
+
 /// Turns the first of `signals` into `request_stop()` on a stop token, and (with `exit_now`) a
 /// second one into an immediate exit with status 128 + signo, even when every other thread is
 /// stuck.
@@ -62,9 +68,11 @@ enum class SecondSignal {
 class ShutdownSignals {
  public:
   explicit ShutdownSignals(std::initializer_list<int> signals = {SIGTERM, SIGINT},
-                           SecondSignal second = SecondSignal::exit_now)
+                           SecondSignal second = SecondSignal::exit_now,
+                           FirstSignalAction on_first_signal = {})
       : state_(std::make_shared<State>()) {
     if (signals.size() == 0) throw std::invalid_argument("ShutdownSignals: the list of signals is empty");
+    state_->on_first_signal = std::move(on_first_signal);
     Slot& process = slot();
     if (process.owned.exchange(true)) {
       throw std::logic_error(
@@ -172,6 +180,7 @@ class ShutdownSignals {
     detail::watch_sys::Pipe wake = detail::watch_sys::make_pipe("ShutdownSignals' stop pipe");
     detail::watch_sys::Pipe stopped = detail::watch_sys::make_pipe("ShutdownSignals::fd()");
     std::stop_source stop;
+    FirstSignalAction on_first_signal;
     std::vector<std::pair<int, struct sigaction>> previous;  // in installation order
     std::thread thread;
     std::mutex mutex;
@@ -236,6 +245,11 @@ class ShutdownSignals {
         break;
       }
       if (fds[0].revents != 0) {
+        if (state.on_first_signal) {
+          int signo = slot().first_signal.load();
+          detail::call_reporting("ShutdownSignals: the first-signal action threw", state.on_first_signal,
+                                 signo);
+        }
         state.stop.request_stop();        // stop callbacks run here, outside signal context
         state.stopped.write_end.reset();  // then fd() reads EOF
         fds[0].fd = -1;  // then live on until close(): a thread that ends before its owner can be

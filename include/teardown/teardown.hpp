@@ -11,5 +11,6 @@
 #if __has_include(<unistd.h>)  // POSIX-only components
 #include "parent_watch.hpp"
 #include "reaper.hpp"
+#include "service.hpp"
 #include "shutdown_signals.hpp"
 #endif

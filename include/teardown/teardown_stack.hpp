@@ -239,8 +239,26 @@ struct StepOutcome {
   std::exception_ptr error;
 };
 
-/// Called once per step, on the closing thread, as the step finishes.
-using EventSink = std::function<void(const StepOutcome&)>;
+/// What a sink hears as a step begins: its name, its place in this close or rollback (`number`
+/// of `count`, from 1) and the deadline it runs against.
+struct StepStart {
+  std::string_view name;
+  std::size_t number = 0;
+  std::size_t count = 0;
+  Deadline deadline = Deadline::never();
+};
+
+/// Called once per step, on the closing thread, as the step finishes; `on_start`, when set, also
+/// as each step begins (skipped steps do not begin). Built from any `void(const StepOutcome&)`
+/// callable, like the `std::function` it extends.
+struct EventSink : std::function<void(const StepOutcome&)> {
+  using std::function<void(const StepOutcome&)>::function;
+  // NOLINTNEXTLINE(google-explicit-constructor): a std::function sink converts, as it always did.
+  EventSink(std::function<void(const StepOutcome&)> on_end) noexcept
+      : std::function<void(const StepOutcome&)>(std::move(on_end)) {}
+
+  std::function<void(const StepStart&)> on_start;  // empty: steps begin unannounced
+};
 
 /// The default sink: one line to stderr per failed or cancelled step, and nothing else, so one
 /// grep for "Shutdown step" finds the whole teardown surface.
@@ -560,7 +578,7 @@ class TeardownStack {
 
   /// A stack whose events go to `sink` (an empty sink: no events).
   explicit TeardownStack(EventSink sink) noexcept
-      : custom_sink_(static_cast<bool>(sink)), sink_(std::move(sink)) {
+      : custom_sink_(static_cast<bool>(sink) || static_cast<bool>(sink.on_start)), sink_(std::move(sink)) {
     thread_free_list(inline_slots_.data(), inline_slots_.size());
   }
 
@@ -1036,6 +1054,8 @@ class TeardownStack {
     bool skipping = false;  // Propagate, after a cancellation
     Slot* finished = nullptr;
     bool finished_recorded = false;
+    std::size_t number = 0;  // of the step taken, in this run
+    std::size_t count = 0;   // steps in this run, as known when the step is taken (on_start only)
     auto started = Clock::now();
     for (;;) {
       Slot* slot;
@@ -1052,13 +1072,19 @@ class TeardownStack {
           slot = nullptr;
         } else {
           slot = take_next(first_sequence);
+          if (slot != nullptr && sink_.on_start) count = number + 1 + pending_since(first_sequence);
         }
       }
       if (slot == nullptr) return;
+      ++number;
 
       StepStatus status = StepStatus::skipped;
       std::exception_ptr error;
       if (!skipping) {
+        if (sink_.on_start) {
+          announce_start(name_of(*slot), number, count, deadline);
+          started = Clock::now();  // the sink's time is not the step's
+        }
         status = StepStatus::done;
         try {
           slot->ops->run(slot->callable, deadline);
@@ -1078,6 +1104,26 @@ class TeardownStack {
       finished_recorded = record(name_of(*slot), status, took, std::move(error), outcomes);
       if (custom_sink_) started = Clock::now();
       finished = slot;
+    }
+  }
+
+  /// Steps still pending that were registered at or after `first_sequence` (under mutex_).
+  std::size_t pending_since(std::uint64_t first_sequence) const noexcept {
+    if (first_sequence == 0) return pending_count_;
+    std::size_t pending = 0;
+    for (const StageList& list : stages_)
+      for (const Slot* slot = list.tail; slot != nullptr && slot->sequence >= first_sequence;
+           slot = slot->prev)
+        ++pending;
+    return pending;
+  }
+
+  void announce_start(std::string_view name, std::size_t number, std::size_t count,
+                      Deadline deadline) noexcept {
+    try {
+      sink_.on_start(StepStart{name, number, count, deadline});
+    } catch (...) {
+      report_error(std::current_exception(), "TeardownStack: the event sink threw");
     }
   }
 

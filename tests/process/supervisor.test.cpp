@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/notify_listener.hpp"
 
 extern char** environ;
 
@@ -40,7 +42,7 @@ namespace {
 /// The demo, started with its stdout on a pipe this test reads line by line.
 class Demo {
  public:
-  explicit Demo(std::vector<std::string> args) {
+  explicit Demo(std::vector<std::string> args, std::vector<std::string> extra_environment = {}) {
     int ends[2];
     REQUIRE(::pipe2(ends, O_CLOEXEC) == 0);
     UniqueFd read_end{ends[0]};
@@ -62,6 +64,7 @@ class Demo {
       }
     }
     environment.push_back(tsan_options);
+    for (auto& variable : extra_environment) environment.push_back(std::move(variable));
     std::vector<char*> envp;
     for (auto& variable : environment) envp.push_back(variable.data());
     envp.push_back(nullptr);
@@ -298,6 +301,95 @@ TEST_CASE("Supervisor demo: after --kill-self every worker exits on its own with
   demo.read_to_end(Deadline::after(30s));
   CHECK(demo.reached_eof());
   CHECK(demo.all_output().find("noticed through ParentWatch") != std::string::npos);
+  std::error_code error;
+  std::filesystem::remove(journal, error);
+}
+
+TEST_CASE(
+    "Supervisor demo: under NOTIFY_SOCKET it sends READY=1, STOPPING=1 on SIGTERM, then each stage as it "
+    "starts",
+    "[supervisor][process][service]") {
+  teardown_test::Listener listener(teardown_test::Listener::Namespace::path);
+  const std::string journal = temporary_journal();
+  Demo demo({"--run-for", "60s", "--journal", journal}, {"NOTIFY_SOCKET=" + listener.notify_socket()});
+
+  std::vector<std::string> messages;
+  const Deadline reading = Deadline::after(30s);
+  while (auto message = listener.receive(reading)) {
+    messages.push_back(*message);
+    if (message->find("READY=1") != std::string::npos) break;
+  }
+  REQUIRE(!messages.empty());
+  REQUIRE(messages.back() == "READY=1\n");  // after its STATUS, once every worker is up
+  REQUIRE(::kill(demo.pid(), SIGTERM) == 0);
+  for (int i = 0; i < 4; ++i) {
+    auto message = listener.receive(reading);
+    REQUIRE(message);
+    messages.push_back(*message);
+  }
+  demo.read_to_end(Deadline::after(60s));
+  const int status = demo.wait();
+  INFO(demo.all_output());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+
+  const auto n = messages.size();
+  CHECK(messages[n - 4] == "STOPPING=1\nSTATUS=stopping: SIGTERM received\n");
+  const std::vector<std::string> stages{"shutdown: drain requests (1/3)", "shutdown: reap workers (2/3)",
+                                        "shutdown: close storage (3/3)"};
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const std::string& message = messages[n - 3 + i];
+    INFO(message);
+    CHECK(message.find("\nSTATUS=" + stages[i] + "\n") != std::string::npos);
+    CHECK(message.rfind("EXTEND_TIMEOUT_USEC=", 0) == 0);  // the 5 s budget: never past it
+    CHECK(std::stoll(message.substr(std::strlen("EXTEND_TIMEOUT_USEC="))) <= 5'000'000);
+  }
+  CHECK(listener.receive_now() == std::nullopt);
+  std::error_code error;
+  std::filesystem::remove(journal, error);
+}
+
+TEST_CASE(
+    "Supervisor demo: --k8s runs not ready, linger, stop admitting, drain, reap, close within the grace "
+    "period",
+    "[supervisor][process]") {
+  const std::string journal = temporary_journal();
+  const std::string ready_file = journal + ".ready";
+  Demo demo({"--k8s", "--grace", "5s", "--linger", "300ms", "--run-for", "60s", "--journal", journal,
+             "--ready-file", ready_file});
+  const Deadline reading = Deadline::after(30s);
+  while (auto line = demo.next_line(reading)) {
+    if (line->rfind("ready: ", 0) == 0) break;
+  }
+  INFO(demo.all_output());
+  REQUIRE(std::filesystem::exists(ready_file));  // the readiness probe passes while it serves
+  const auto signal_sent = Clock::now();
+  REQUIRE(::kill(demo.pid(), SIGTERM) == 0);
+  const auto exited = ended_at(demo.pidfd(), Deadline::after(30s));
+  demo.read_to_end(Deadline::after(30s));
+  const int status = demo.wait();
+  const std::string& output = demo.all_output();
+  INFO(output);
+  REQUIRE(exited);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(*exited - signal_sent < 5s);  // before the kubelet's SIGKILL
+  CHECK_FALSE(std::filesystem::exists(ready_file));
+
+  std::size_t previous = 0;
+  for (const char* phase :
+       {"not ready", "linger", "stop admitting", "drain requests", "reap workers", "close storage"}) {
+    INFO(phase);
+    const auto at = output.find(std::string("phase '") + phase + "': done");
+    REQUIRE(at != std::string::npos);
+    CHECK(at > previous);
+    previous = at;
+  }
+  CHECK(std::regex_search(output, std::regex("SIGTERM received: the kubelet SIGKILLs at \\+5\\.00 s")));
+  std::smatch linger;  // the whole propagation delay, however busy the machine
+  REQUIRE(std::regex_search(output, linger, std::regex("phase 'linger': done in ([0-9.]+) (ms|s)")));
+  CHECK(std::stod(linger[1]) * (linger[2] == "s" ? 1000 : 1) >= 300.0);
+  CHECK(output.find("pod terminated: teardown complete") != std::string::npos);
   std::error_code error;
   std::filesystem::remove(journal, error);
 }
