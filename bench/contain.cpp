@@ -27,14 +27,14 @@
 #include <string>
 #include <vector>
 
+#include "process_support.hpp"
+
+using bench_support::Pipe;
+using bench_support::report_percentiles;
+using bench_support::self_path;
+
 namespace {
 
-std::string self_path() {
-  char path[4096];
-  const auto length = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  if (length <= 0) std::abort();
-  return std::string(path, static_cast<std::size_t>(length));
-}
 
 // --tree <n> <report_fd>: the leader reports itself and n descendants, then waits.
 int run_tree(int count, int report) {
@@ -54,16 +54,6 @@ int run_tree(int count, int report) {
   for (;;) ::pause();
 }
 
-struct Pipe {
-  teardown::UniqueFd read_end;
-  teardown::UniqueFd write_end;
-  Pipe() {
-    int ends[2];
-    if (::pipe2(ends, O_CLOEXEC) != 0) std::abort();
-    read_end.reset(ends[0]);
-    write_end.reset(ends[1]);
-  }
-};
 
 // Reads `count` pids from `report` and opens a pidfd to each; `setsid` marks the escaped ones.
 std::vector<teardown::UniqueFd> watch(int report, int count, std::vector<pid_t>* pids = nullptr,
@@ -145,17 +135,6 @@ void BM_TreeKill(benchmark::State& state, TreeKill how) {
   state.counters["survivors"] = static_cast<double>(survivors);
 }
 
-void report_percentiles(benchmark::State& state, std::vector<double>& latencies_us) {
-  if (latencies_us.empty()) return;
-  std::sort(latencies_us.begin(), latencies_us.end());
-  const auto at = [&](double q) {
-    return latencies_us[std::min(latencies_us.size() - 1,
-                                 static_cast<std::size_t>(q * double(latencies_us.size())))];
-  };
-  state.counters["p50_us"] = at(0.50);
-  state.counters["p99_us"] = at(0.99);
-  state.counters["max_us"] = latencies_us.back();
-}
 
 // A forked supervisor with two die_with_parent trees of 10; the time from its SIGKILL until the
 // last process of both trees has exited.

@@ -32,14 +32,14 @@
 using namespace std::chrono_literals;
 namespace rung = teardown::rung;
 
+#include "process_support.hpp"
+
+using bench_support::Pipe;
+using bench_support::report_percentiles;
+using bench_support::self_path;
+
 namespace {
 
-std::string self_path() {
-  char path[4096];
-  const auto length = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  if (length <= 0) std::abort();
-  return std::string(path, static_cast<std::size_t>(length));
-}
 
 std::int64_t monotonic_ns() {
   timespec now{};
@@ -63,16 +63,6 @@ int child_ignore_term(int ready) {
   for (;;) ::pause();
 }
 
-struct Pipe {
-  teardown::UniqueFd read_end;
-  teardown::UniqueFd write_end;
-  explicit Pipe(int flags = O_CLOEXEC) {
-    int ends[2];
-    if (::pipe2(ends, flags) != 0) std::abort();
-    read_end.reset(ends[0]);
-    write_end.reset(ends[1]);
-  }
-};
 
 std::int64_t read_stamp(int fd) {
   std::int64_t stamp = 0;
@@ -81,17 +71,6 @@ std::int64_t read_stamp(int fd) {
   return stamp;
 }
 
-void report_percentiles(benchmark::State& state, std::vector<double>& latencies_us) {
-  if (latencies_us.empty()) return;
-  std::sort(latencies_us.begin(), latencies_us.end());
-  const auto at = [&](double q) {
-    return latencies_us[std::min(latencies_us.size() - 1,
-                                 static_cast<std::size_t>(q * double(latencies_us.size())))];
-  };
-  state.counters["p50_us"] = at(0.50);
-  state.counters["p99_us"] = at(0.99);
-  state.counters["max_us"] = latencies_us.back();
-}
 
 // The exit-detection loop both teardown rows share: spawn_child(argv, options) starts the child,
 // wait_deadline() bounds each wait_until.

@@ -117,7 +117,7 @@ class Containment {
     try {
       if (kind_ == ContainKind::cgroup && leaf_.exists()) {
         (void)reap_adopted_zombies(leaf_.path());
-      } else if (kind_ == ContainKind::process_group) {
+      } else if (kind_ == ContainKind::process_group && some_child_is_a_zombie()) {
         const pid_t self = ::getpid();
         for (const auto& process : list_processes()) {
           if (process.state != 'Z' || process.parent != self || process.process_group != leader) continue;

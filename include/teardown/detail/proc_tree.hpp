@@ -245,11 +245,18 @@ inline bool adopts_orphans() noexcept {
 #endif
 }
 
+/// Whether some child of ours has ended and waits to be reaped (WNOWAIT: nothing is taken). One
+/// system call, so that the /proc scans for adopted zombies run only when there may be one.
+inline bool some_child_is_a_zombie() noexcept {
+  siginfo_t info{};
+  return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
+}
+
 /// Once a leaf is empty: reaps the members that were reparented to us (we are PID 1 or a
 /// subreaper) and ended as our zombies. A zombie still names its cgroup in /proc/<pid>/cgroup;
 /// each is reaped through its own verified pidfd, never by waitpid(-1).
 inline std::size_t reap_adopted_zombies(const std::string& leaf_path) {
-  if (!adopts_orphans()) return 0;
+  if (!adopts_orphans() || !some_child_is_a_zombie()) return 0;
   const auto home = leaf_path.rfind("/teardown-");
   const std::string suffix = home == std::string::npos ? leaf_path : leaf_path.substr(home);
   const pid_t self = ::getpid();
