@@ -582,7 +582,9 @@ class TeardownStack {
 
   /// A stack whose events go to the default sink (one stderr line per failed or cancelled step).
   TeardownStack() noexcept
-      : uncaught_at_construction_(std::uncaught_exceptions()), sink_(&print_step_outcome) {
+      : uncaught_at_construction_(std::uncaught_exceptions()),
+        default_sink_(true),
+        sink_(&print_step_outcome) {
     thread_free_list(inline_slots_.data(), inline_slots_.size());
   }
 
@@ -1211,6 +1213,12 @@ class TeardownStack {
       outcome->name.assign(name.data(), name.size());
     } catch (...) {  // out of memory for a long name: the outcome stays, unnamed
     }
+    if (default_sink_) {
+      // The default sink, called directly: most steps are done and print nothing, so the
+      // indirect call through the std::function would be most of its cost.
+      if (status == StepStatus::failed || status == StepStatus::cancelled) print_step_outcome(*outcome);
+      return true;
+    }
     if (!sink_) return true;
     try {
       sink_(*outcome);
@@ -1236,6 +1244,7 @@ class TeardownStack {
   std::vector<std::unique_ptr<Slot[]>> chunks_;  // beyond 8 steps; never reallocated in place
   int uncaught_at_construction_ = 0;             // a destructor run by unwinding is a failure teardown
   bool custom_sink_ = false;                     // a sink of unknown cost: re-read the clock after it
+  bool default_sink_ = false;                    // sink_ is print_step_outcome: record() calls it directly
   EventSink sink_;
   TeardownReport report_;
 };

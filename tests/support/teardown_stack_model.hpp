@@ -108,8 +108,9 @@ inline Trace predict(const Program& program, const Config& config) {
   Result close_result = Result::closed_ok;
   std::size_t close_failures = 0;
 
-  // Runs (and removes) the live steps registered at or after `first`, in plan order.
-  auto run = [&](std::uint64_t first) {
+  // Runs (and removes) the live steps registered at or after `first`, in plan order. Only a
+  // close skips under Propagate: a rollback always completes.
+  auto run = [&](std::uint64_t first, bool rollback) {
     std::vector<Step> chosen;
     std::vector<Step> kept;
     for (const auto& step : live) (step.sequence >= first ? chosen : kept).push_back(step);
@@ -126,7 +127,7 @@ inline Trace predict(const Program& program, const Config& config) {
         status = step.behaviour == Behaviour::succeeds ? teardown::StepStatus::done
                  : step.behaviour == Behaviour::throws ? teardown::StepStatus::failed
                                                        : teardown::StepStatus::cancelled;
-        if (status == teardown::StepStatus::cancelled && config.propagates) skipping = true;
+        if (status == teardown::StepStatus::cancelled && config.propagates && !rollback) skipping = true;
       }
       outcomes.push_back({step_name(config, step.stage, step.id), status});
     }
@@ -136,7 +137,7 @@ inline Trace predict(const Program& program, const Config& config) {
   auto close = [&] {
     if (!closed) {
       closed = true;
-      const auto outcomes = run(0);
+      const auto outcomes = run(0, false);
       close_failures = 0;
       bool cancelled = false;
       for (const auto& outcome : outcomes) {
@@ -205,7 +206,7 @@ inline Trace predict(const Program& program, const Config& config) {
         break;
       case OpKind::rollback:
         if (!transactions.empty()) {
-          run(transactions.back());
+          run(transactions.back(), true);
           transactions.pop_back();
         }
         trace.results.push_back(Result::rolled_back);
@@ -217,7 +218,7 @@ inline Trace predict(const Program& program, const Config& config) {
     }
   }
   while (!transactions.empty()) {
-    run(transactions.back());
+    run(transactions.back(), true);
     transactions.pop_back();
   }
   if (!closed) close();  // the destructor
