@@ -254,7 +254,7 @@ TEST_CASE("DrainGroup: persist is told whether an item was cancelled or is still
   CHECK(persisted ==
         std::vector<std::pair<std::string, Interruption>>{{"acknowledges", Interruption::cancelled},
                                                           {"stubborn", Interruption::still_running}});
-  CHECK(to_string(Interruption::still_running) == "still running");
+  CHECK(std::string(to_string(Interruption::still_running)) == "still running");
 }
 
 TEST_CASE("DrainGroup: by default the drain leaves the end of the budget to the persist calls",
