@@ -1063,3 +1063,17 @@ TEST_CASE("TeardownStack: a moved push_on_failure step still runs only on failur
   (void)app.close();
   CHECK(journal.entries() == std::vector<std::string>{"close"});
 }
+
+TEST_CASE("TeardownStack: a push_on_failure after a normal close began does not run and says so",
+          "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<> stack(teardown::EventSink{});
+  (void)stack.close();
+  try {
+    stack.push_on_failure("undo", journal.step("undo"));
+    FAIL("push_on_failure after close did not throw");
+  } catch (const teardown::StackClosed& error) {
+    CHECK(std::string(error.what()).find("did not run") != std::string::npos);
+  }
+  CHECK(journal.entries().empty());
+}

@@ -327,12 +327,15 @@ class TeardownError : public std::runtime_error {
   std::shared_ptr<const std::vector<StepOutcome>> failures_;  // shared: copying never throws
 };
 
-/// Thrown by a push after close began. The pushed action has already run when it is thrown.
+/// Thrown by a push after close began. The pushed action has already run when it is thrown (a
+/// push_on_failure step only if the close is a failure teardown).
 class StackClosed : public std::logic_error {
  public:
-  explicit StackClosed(std::string_view step)
-      : std::logic_error("teardown::TeardownStack: step '" + std::string(step) +
-                         "' was registered after close() began; its action ran at once") {}
+  explicit StackClosed(std::string_view step, bool ran_at_once = true)
+      : std::logic_error(
+            "teardown::TeardownStack: step '" + std::string(step) + "' was registered after close() began; " +
+            (ran_at_once ? "its action ran at once"
+                         : "it runs only on failure and the close is not one, so it did not run")) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -767,6 +770,7 @@ class TeardownStack {
       state_ = StackState::closing;
       closing_thread_ = std::this_thread::get_id();
       close_deadline_ = deadline;
+      closing_failure_ = failure;
       // One thread tears down at a time: a rollback running a step finishes it, hands the rest
       // of its steps to this close and lets go (unless this close runs inside that very step).
       const bool inside_rollback_step = rolling_back_ && rollback_thread_ == closing_thread_;
@@ -996,6 +1000,7 @@ class TeardownStack {
                       bool on_failure = false) {
     std::exception_ptr storage_failure;
     Deadline deadline_now = Deadline::never();
+    bool run_at_once = true;
     {
       std::lock_guard lock(mutex_);
       if (state_ == StackState::open) {
@@ -1012,11 +1017,14 @@ class TeardownStack {
         }
       } else {
         deadline_now = close_deadline_;
+        // An undo registered after a normal close began has nothing to undo: running it could
+        // destroy a good result (the file a successful startup wrote).
+        run_at_once = !on_failure || closing_failure_;
       }
     }
-    release_at_once(name_for(stage, name), run_now, deadline_now);
+    if (run_at_once) release_at_once(name_for(stage, name), run_now, deadline_now);
     if (storage_failure) std::rethrow_exception(storage_failure);
-    throw StackClosed(name_for(stage, name));
+    throw StackClosed(name_for(stage, name), run_at_once);
   }
 
   /// Runs the release of a resource that could not be registered. Its own failure cannot
@@ -1236,6 +1244,7 @@ class TeardownStack {
   std::thread::id rollback_thread_;   // ... on this thread
   std::size_t rollbacks_inside_ = 0;  // rollbacks in progress (running or waiting for their turn)
   Deadline close_deadline_ = Deadline::never();
+  bool closing_failure_ = false;  // the close in progress is a failure teardown
   std::uint64_t next_sequence_ = 0;
   std::size_t pending_count_ = 0;
   std::array<StageList, stage_count> stages_{};
