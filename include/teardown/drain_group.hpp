@@ -223,12 +223,12 @@ class DrainState {
   /// The anonymous leave while admission is open and nobody waits for idle: one
   /// compare-exchange, nothing else read. Such a ticket is part of no report (a report covers
   /// the tickets in flight when admission closed), so its outcome does not matter and is never
-  /// computed. False, changing nothing, once admission closed or a waiter arrived: the CAS
-  /// fails on either bit, so the leave is ordered exactly against the close.
+  /// computed. False, changing nothing, once admission closed, the group is gone or a waiter
+  /// arrived: the CAS fails on any of those bits, so the leave is ordered exactly against them.
   bool try_release_unreported() noexcept {
     auto word_ref = word();
     std::uint32_t seen = word_ref.load(std::memory_order_relaxed);
-    while (!(seen & (closed_bit | idle_waiter_bit))) {
+    while (!(seen & (closed_bit | gone_bit | idle_waiter_bit))) {
       if (word_ref.compare_exchange_weak(seen, seen - one_ticket, std::memory_order_release,
                                          std::memory_order_relaxed))
         return true;
