@@ -1,10 +1,14 @@
 // Fuzz harness: bytes -> a DrainGroup plan (see tests/support/drain_group_model.hpp), run for
-// real across threads and checked against the model. Any mismatch aborts.
+// real and checked against the model. Any mismatch aborts. Held tickets end on this thread (no
+// thread per ticket); only spawned work and the persist calls use threads.
 //
-// Encoding: byte 0 picks the mode (expired when byte 0 % 4 == 3, patient otherwise) and the
-// step count (byte 0 / 4 % 13). Each step is two bytes: the first holds the kind (bits 0..1,
-// % 3: enter, leave, spawn), named (bit 2), the ending (bits 3..5, % 5) and the persist
-// behaviour (bits 6..7, % 3); the second is the leave pick. Missing bytes read as zero.
+// Encoding: byte 0 picks the mode (expired when byte 0 % 4 == 3, patient otherwise), the step
+// count (byte 0 / 4 % 13) and, in expired mode, whether the group is destroyed before the
+// abandoned tickets leave (bit 7 clear). Each step is two bytes: the first holds the kind
+// (bits 0..2: enter, leave, spawn, stop_admitting, request_stop, wait_idle, shutdown,
+// wait_abandoned), named (bit 3), the ending (bits 4..6, % 5) and the persist behaviour (bit 7:
+// succeeds, else by the second byte's bit 7: returns false or throws); the second byte's low
+// bits are the leave pick. Missing bytes read as zero.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -22,14 +26,18 @@ model::Plan decode(const std::uint8_t* data, std::size_t size) {
   model::Plan plan;
   const std::uint8_t header = bytes.next();
   plan.patient = header % 4 != 3;
-  plan.steps.resize(static_cast<std::size_t>(header / 4 % 13));
+  plan.destroy_first = (header & 0x80) == 0;
+  plan.steps.resize(static_cast<std::size_t>(header / 4 % 32 % 13));
   for (auto& step : plan.steps) {
     const std::uint8_t bits = bytes.next();
-    step.kind = static_cast<model::Step::Kind>((bits & 3) % 3);
-    step.named = (bits & 4) != 0;
-    step.ending = static_cast<model::Ending>(((bits >> 3) & 7) % 5);
-    step.persist = static_cast<model::Persist>(((bits >> 6) & 3) % 3);
-    step.pick = bytes.next();
+    const std::uint8_t second = bytes.next();
+    step.kind = static_cast<model::Step::Kind>(bits & 7);
+    step.named = (bits & 8) != 0;
+    step.ending = static_cast<model::Ending>(((bits >> 4) & 7) % 5);
+    step.persist = (bits & 0x80) == 0
+                       ? model::Persist::succeeds
+                       : ((second & 0x80) == 0 ? model::Persist::returns_false : model::Persist::throws);
+    step.pick = second & 0x7f;
   }
   return plan;
 }

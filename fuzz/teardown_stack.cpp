@@ -3,10 +3,10 @@
 // mismatch aborts.
 //
 // Encoding: byte 0 picks the stack (% 4: Plan+Shield, Plan+Propagate, Lifo+Shield,
-// Lifo+Propagate); then two bytes per operation, at most 48 operations. First byte: kind = b % 9 (push,
-// push(deadline), adopt, enter, cancel, begin, commit, rollback, close), behaviour = b / 9 % 3
-// (succeeds, throws, cancels), acquire throws = bit 0 of b / 27. Second byte: stage = b % 3,
-// cancel target = b / 4. A missing second byte reads as zero.
+// Lifo+Propagate); then two bytes per operation, at most 48 operations. First byte: kind = b % 10 (push,
+// push(deadline), adopt, enter, cancel, begin, commit, rollback, close, push_on_failure),
+// behaviour = b / 10 % 3 (succeeds, throws, cancels), acquire throws = bit 0 of b / 30. Second byte: stage =
+// b % 3, cancel target = b / 4. A missing second byte reads as zero.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -29,8 +29,8 @@ model::Program decode(teardown_test::FuzzBytes& bytes) {
     const unsigned second = bytes.next();
     model::Op op;
     op.kind = static_cast<model::OpKind>(first % model::op_kind_count);
-    op.behaviour = static_cast<model::Behaviour>(first / 9 % 3);
-    op.acquire_throws = (first / 27 % 2) != 0;
+    op.behaviour = static_cast<model::Behaviour>(first / 10 % 3);
+    op.acquire_throws = (first / 30 % 2) != 0;
     op.stage = second % 3;
     op.target = second / 4;
     program.push_back(op);

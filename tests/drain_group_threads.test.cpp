@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -131,4 +132,45 @@ TEST_CASE("DrainGroup: spawned work from many threads is drained completely", "[
   CHECK(report.cancelled == 32);
   CHECK(report.abandoned == 0);
   CHECK(ran == 32);
+}
+
+// wait_idle racing recursive spawns: several trees of work spawn children from inside their own
+// work while several threads wait for idle. A child is admitted before its parent's ticket
+// leaves, so the group is never idle until every node of every tree has run.
+TEST_CASE("DrainGroup: wait_idle callers racing recursive spawns return only once every node ran",
+          "[drain_group][threads]") {
+  DrainGroup group;
+  constexpr int trees = 4;
+  constexpr int depth = 6;  // a binary tree per root: 2^depth - 1 nodes
+  constexpr int nodes = trees * ((1 << depth) - 1);
+  std::atomic<int> ran{0};
+  teardown_test::Gate go;
+  std::atomic<int> refused{0};  // counted, not asserted: Catch2's assertions are not thread-safe
+  std::function<void(int)> grow = [&](int level) {
+    if (!group.spawn({}, [&, level](std::stop_token) {
+          if (level == 0) go.wait();
+          ++ran;
+          if (level + 1 < depth) {
+            grow(level + 1);
+            grow(level + 1);
+          }
+        }))
+      ++refused;
+  };
+  for (int t = 0; t < trees; ++t) grow(0);  // the roots hold the group busy until `go`
+  std::vector<std::thread> waiters;
+  std::atomic<int> saw_everything{0};
+  for (int w = 0; w < 3; ++w)
+    waiters.emplace_back([&] {
+      if (group.wait_idle(Deadline::after(60s)) && ran.load() == nodes) ++saw_everything;
+    });
+  go.open();
+  CHECK(group.wait_idle(Deadline::after(60s)));
+  CHECK(ran == nodes);
+  CHECK(refused == 0);
+  for (auto& waiter : waiters) waiter.join();
+  CHECK(saw_everything == 3);
+  CHECK(group.in_flight() == 0);
+  CHECK(group.admitting());
+  CHECK(group.shutdown(Deadline::after(5s)).drained() == 0);
 }

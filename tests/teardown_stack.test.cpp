@@ -219,8 +219,10 @@ TEST_CASE("TeardownStack: under Shield a cancellation is logged, every step stil
                                                                       {"ctx", StepStatus::done}});
 }
 
-TEST_CASE("TeardownStack: a cancellation during a startup rollback does not replace the startup's exception",
-          "[teardown_stack]") {
+TEST_CASE(
+    "TeardownStack: a cancellation during a startup rollback under Propagate does not replace the startup's "
+    "exception and the rollback still completes",
+    "[teardown_stack]") {
   Journal journal;
   EventLog log;
   teardown::TeardownStack<LifespanPlan, teardown::Policy<teardown::Propagate>> stack(log.sink());
@@ -231,8 +233,48 @@ TEST_CASE("TeardownStack: a cancellation during a startup rollback does not repl
     throw Boom("startup boom");
   };
   CHECK_THROWS_WITH(failing_startup(), "startup boom");
+  // ctx owns the DB handles: skipping it here would leak exactly what seed 000 fixed.
   CHECK(log.events == std::vector<std::pair<std::string, StepStatus>>{{"watcher", StepStatus::cancelled},
-                                                                      {"ctx", StepStatus::skipped}});
+                                                                      {"ctx", StepStatus::done}});
+  CHECK(journal.entries() == std::vector<std::string>{"ctx"});
+  CHECK(stack.size() == 0);
+}
+
+TEST_CASE(
+    "TeardownStack: seed 000's lifespan under Propagate tears down all six resources when a rollback step "
+    "is cancelled",
+    "[teardown_stack]") {
+  Journal journal;
+  EventLog log;
+  teardown::TeardownStack<LifespanPlan, teardown::Policy<teardown::Propagate>> stack(log.sink());
+  auto failing_startup = [&] {
+    auto startup = stack.transaction();
+    stack.adopt<"webhook">(Component{&journal, "webhook"});
+    stack.enter<"ctx">([&] { return Component{&journal, "ctx"}; }, [](Component& ctx) { ctx.close(); });
+    stack.adopt<"watcher">(Component{&journal, "watcher"});
+    stack.push<"scheduler">([&] {
+      journal.add("scheduler");
+      throw teardown::Cancelled();  // the task running the rollback is cancelled mid-way
+    });
+    stack.adopt<"policy_scheduler">(Component{&journal, "policy_scheduler"});
+    auto& watchdog = stack.adopt<"watchdog">(Component{&journal, "watchdog", true});
+    watchdog.start();
+    startup.commit();
+  };
+  CHECK_THROWS_WITH(failing_startup(), "watchdog boom");
+  CHECK(journal.entries() ==
+        std::vector<std::string>{"watchdog", "policy_scheduler", "scheduler", "webhook", "watcher", "ctx"});
+  CHECK(stack.size() == 0);
+}
+
+TEST_CASE("TeardownStack: under Propagate a cancellation during close still skips the later steps",
+          "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<teardown::Lifo, teardown::Policy<teardown::Propagate>> stack(teardown::EventSink{});
+  stack.push("first", journal.step("first"));
+  stack.push("cancels", [] { throw teardown::Cancelled(); });
+  CHECK(statuses_of(stack.close()) == std::vector<StepStatus>{StepStatus::cancelled, StepStatus::skipped});
+  CHECK(journal.entries().empty());
 }
 
 TEST_CASE("TeardownStack: only the policy's cancellation types count as cancellation", "[teardown_stack]") {
@@ -860,4 +902,178 @@ TEST_CASE("TeardownStack: a rollback that starts after close began leaves its st
   // LIFO: close took "newer" before "older"; the rollback returned only once close had finished.
   CHECK(journal.entries() == std::vector<std::string>{"newer", "older", "rollback returned"});
   CHECK(rollback_report.steps.empty());
+}
+
+// ---- steps that see the failure in flight (ExitStack's __exit__ receiving the exception) ----
+
+TEST_CASE("TeardownStack: a push_on_failure step runs in the rollback of a failed startup",
+          "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<> stack(teardown::EventSink{});
+  auto failing_startup = [&] {
+    auto startup = stack.transaction();
+    stack.push("close file", journal.step("close file"));
+    stack.push_on_failure("delete half-written file", journal.step("delete half-written file"));
+    throw Boom("startup boom");
+  };
+  CHECK_THROWS_WITH(failing_startup(), "startup boom");
+  CHECK(journal.entries() == std::vector<std::string>{"delete half-written file", "close file"});
+}
+
+TEST_CASE("TeardownStack: a push_on_failure step is skipped by a normal close", "[teardown_stack]") {
+  Journal journal;
+  EventLog log;
+  teardown::TeardownStack<> stack(log.sink());
+  {
+    auto startup = stack.transaction();
+    stack.push("close file", journal.step("close file"));
+    stack.push_on_failure("delete half-written file", journal.step("delete half-written file"));
+    startup.commit();
+  }
+  const auto& report = stack.close();
+  CHECK(journal.entries() == std::vector<std::string>{"close file"});
+  CHECK(statuses_of(report) == std::vector<StepStatus>{StepStatus::skipped, StepStatus::done});
+  CHECK(report.ok());
+}
+
+TEST_CASE("TeardownStack: a stack destroyed by an exception runs its push_on_failure steps",
+          "[teardown_stack]") {
+  Journal journal;
+  try {
+    teardown::TeardownStack<> stack(teardown::EventSink{});
+    stack.push("close", journal.step("close"));
+    stack.push_on_failure("undo", journal.step("undo"));
+    throw Boom("body failed");
+  } catch (const Boom&) {
+  }
+  CHECK(journal.entries() == std::vector<std::string>{"undo", "close"});
+}
+
+TEST_CASE("TeardownStack: a stack destroyed normally drops its push_on_failure steps", "[teardown_stack]") {
+  Journal journal;
+  {
+    teardown::TeardownStack<> stack(teardown::EventSink{});
+    stack.push("close", journal.step("close"));
+    stack.push_on_failure("undo", journal.step("undo"));
+  }
+  CHECK(journal.entries() == std::vector<std::string>{"close"});
+}
+
+TEST_CASE("TeardownStack: push_on_failure<stage> keeps the plan order in a rollback", "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<LifespanPlan> stack(teardown::EventSink{});
+  {
+    auto startup = stack.transaction();
+    stack.push<"ctx">(journal.step("ctx"));
+    stack.push_on_failure<"watchdog">(journal.step("watchdog undo"));
+    (void)startup.rollback();
+  }
+  CHECK(journal.entries() == std::vector<std::string>{"watchdog undo", "ctx"});
+}
+
+// ---- handing steps to a longer-lived stack (ExitStack's pop_all) ----
+
+TEST_CASE("TeardownStack: move_steps_to hands every pending step to the longer-lived stack in order",
+          "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<> app(teardown::EventSink{});
+  app.push("app-first", journal.step("app-first"));
+  {
+    teardown::TeardownStack<> startup(teardown::EventSink{});
+    startup.push("a", journal.step("a"));
+    startup.push("b", journal.step("b"));
+    CHECK(startup.move_steps_to(app) == 2);
+    CHECK(startup.size() == 0);
+    CHECK_FALSE(startup.closing());
+  }  // startup's destructor runs nothing: its steps moved
+  CHECK(journal.entries().empty());
+  CHECK(app.size() == 3);
+  const auto& report = app.close();
+  CHECK(names_of(report) == std::vector<std::string>{"b", "a", "app-first"});
+  CHECK(journal.entries() == std::vector<std::string>{"b", "a", "app-first"});
+}
+
+TEST_CASE("TeardownStack: move_steps_to keeps each step's stage in a Plan stack", "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<LifespanPlan> app(teardown::EventSink{});
+  app.push<"watchdog">(journal.step("app watchdog"));
+  teardown::TeardownStack<LifespanPlan> startup(teardown::EventSink{});
+  startup.push<"ctx">(journal.step("ctx"));
+  std::array<long, 16> large{};  // too large for the inline storage: moves by pointer
+  startup.push<"watcher">([&journal, large] { journal.add("watcher " + std::to_string(large.size())); });
+  REQUIRE(startup.move_steps_to(app) == 2);
+  (void)app.close();
+  CHECK(journal.entries() == std::vector<std::string>{"app watchdog", "watcher 16", "ctx"});
+}
+
+TEST_CASE("TeardownStack: move_steps_to a closing stack moves nothing and says which stack was closing",
+          "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<> closed(teardown::EventSink{});
+  (void)closed.close();
+  teardown::TeardownStack<> startup(teardown::EventSink{});
+  startup.push("kept", journal.step("kept"));
+  try {
+    startup.move_steps_to(closed);
+    FAIL("move_steps_to a closed stack did not throw");
+  } catch (const std::logic_error& error) {
+    CHECK(std::string(error.what()).find("target stack is closing") != std::string::npos);
+  }
+  CHECK(startup.size() == 1);
+  CHECK(startup.move_steps_to(startup) == 0);
+}
+
+namespace {
+/// Fits the inline storage but its move may throw: it cannot be relocated safely.
+struct ThrowingMove {
+  Journal* journal;
+  ThrowingMove(Journal* j) : journal(j) {}
+  ThrowingMove(const ThrowingMove&) = default;
+  ThrowingMove(ThrowingMove&& other) noexcept(false) : journal(other.journal) {}
+  void operator()() const { journal->add("throwing-move step"); }
+};
+}  // namespace
+
+TEST_CASE("TeardownStack: move_steps_to refuses, moving nothing, a step whose move could throw",
+          "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<> app(teardown::EventSink{});
+  teardown::TeardownStack<> startup(teardown::EventSink{});
+  startup.push("movable", journal.step("movable"));
+  startup.push("stuck", ThrowingMove(&journal));
+  try {
+    startup.move_steps_to(app);
+    FAIL("move_steps_to moved a step whose move may throw");
+  } catch (const std::logic_error& error) {
+    CHECK(std::string(error.what()).find("'stuck'") != std::string::npos);
+  }
+  CHECK(startup.size() == 2);
+  CHECK(app.size() == 0);
+}
+
+TEST_CASE("TeardownStack: a moved push_on_failure step still runs only on failure", "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<> app(teardown::EventSink{});
+  {
+    teardown::TeardownStack<> startup(teardown::EventSink{});
+    startup.push_on_failure("undo", journal.step("undo"));
+    startup.push("close", journal.step("close"));
+    startup.move_steps_to(app);
+  }
+  (void)app.close();
+  CHECK(journal.entries() == std::vector<std::string>{"close"});
+}
+
+TEST_CASE("TeardownStack: a push_on_failure after a normal close began does not run and says so",
+          "[teardown_stack]") {
+  Journal journal;
+  teardown::TeardownStack<> stack(teardown::EventSink{});
+  (void)stack.close();
+  try {
+    stack.push_on_failure("undo", journal.step("undo"));
+    FAIL("push_on_failure after close did not throw");
+  } catch (const teardown::StackClosed& error) {
+    CHECK(std::string(error.what()).find("did not run") != std::string::npos);
+  }
+  CHECK(journal.entries().empty());
 }

@@ -8,10 +8,14 @@
 //                               [&](std::string_view id) { return store.mark_interrupted(id); });
 //   checkpointer.close();   // nothing writes to it any more: every run left or was abandoned
 //
-// Guarantees: no ticket is admitted once shutdown began (the admission check and the close are
+// The steps also come one at a time: stop_admitting(), request_stop(), wait_idle(deadline)
+// (wait while admission stays open), and wait_abandoned(deadline) after a shutdown.
+//
+// Guarantees: no ticket is admitted once admission closed (the admission check and the close are
 // one atomic word); shutdown returns by its deadline even when work ignores its stop request
-// and the persist callback hangs; an anonymous enter/leave is one atomic read-modify-write each
-// way, lock-free and allocation-free. Seed 003 (deer-flow #3381) is the origin; see
+// and the persist callback hangs; an anonymous enter/leave is one compare-exchange each way,
+// lock-free and allocation-free; every thread `spawn` starts is joined by the group, or reported
+// when the group is destroyed before it ends. See
 // docs/drain_group.md for the state machine and the comparison with counting_scope, TaskTracker,
 // http.Server.Shutdown and ExecutorService.
 #pragma once
@@ -23,6 +27,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,8 +50,71 @@ namespace teardown {
 /// How a ticket ended. `cancelled` means the work acknowledged its stop request.
 enum class Outcome { completed, failed, cancelled };
 
-/// Persists the "interrupted" status of one item. `false` or an exception means it failed.
-using OnInterrupted = std::function<bool(std::string_view id)>;
+/// What the persist callback is told about a named item it receives.
+enum class Interruption {
+  cancelled,      // it left during the drain, acknowledging the stop (Outcome::cancelled)
+  still_running,  // it was still running at the deadline: abandoned, and may yet finish
+};
+
+/// Name of an interruption: "cancelled", "still running".
+constexpr std::string_view to_string(Interruption how) noexcept {
+  return how == Interruption::cancelled ? "cancelled" : "still running";
+}
+
+/// Persists the "interrupted" status of one named item that did not complete: called as
+/// `persist(id, how)`. A callable taking only the id is accepted too. `false` or an exception
+/// means the status could not be saved.
+///
+///   runs.shutdown(deadline, [&](std::string_view id, teardown::Interruption how) {
+///     return store.update_status(id, how == teardown::Interruption::cancelled ? "cancelled" :
+///     "interrupted");
+///   });
+class OnInterrupted {
+ public:
+  OnInterrupted() = default;
+
+  template <class F>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, OnInterrupted>)
+      // NOLINTNEXTLINE(google-explicit-constructor): a lambda converts like it does to std::function.
+      OnInterrupted(F&& persist) {
+    using Callable = std::decay_t<F>;
+    static_assert(std::is_invocable_r_v<bool, Callable&, std::string_view, Interruption> ||
+                      std::is_invocable_r_v<bool, Callable&, std::string_view>,
+                  "teardown::OnInterrupted: the persist callback must be callable as "
+                  "bool(std::string_view id, teardown::Interruption how) or bool(std::string_view id)");
+    if constexpr (std::is_constructible_v<bool, Callable&>) {
+      if (!static_cast<bool>(persist)) return;  // an empty std::function or null pointer: no callback
+    }
+    if constexpr (std::is_invocable_r_v<bool, Callable&, std::string_view, Interruption>) {
+      call_ = std::forward<F>(persist);
+    } else {
+      call_ = [persist = Callable(std::forward<F>(persist))](
+                  std::string_view id, Interruption) mutable -> bool { return persist(id); };
+    }
+  }
+
+  /// Whether there is a callback.
+  explicit operator bool() const noexcept { return static_cast<bool>(call_); }
+
+  bool operator()(std::string_view id, Interruption how) const { return call_(id, how); }
+
+ private:
+  std::function<bool(std::string_view, Interruption)> call_;
+};
+
+/// How much of shutdown's deadline the drain leaves to the persist calls when there is a persist
+/// callback: `fraction` of the budget left when shutdown begins, at most `at_most`. Without a
+/// reserve, work that ignores its stop request would use the whole deadline and its interrupted
+/// status could never be saved. Default: the last tenth, at most 250 ms. `none()`: the drain may
+/// wait until the deadline, and the persists get what is left (possibly nothing).
+struct PersistReserve {
+  double fraction = 0.1;
+  Clock::duration at_most = std::chrono::milliseconds(250);
+
+  [[nodiscard]] static constexpr PersistReserve none() noexcept {
+    return PersistReserve{0.0, Clock::duration::zero()};
+  }
+};
 
 /// What a drain did to the tickets in flight when shutdown began. Tickets that left before
 /// shutdown are not part of it; tickets left after the deadline are `abandoned`.
@@ -87,13 +155,13 @@ struct DrainReport {
   }
 };
 
-/// Thrown by `DrainGroup::enter` once shutdown began.
+/// Thrown by `DrainGroup::enter` once admission closed.
 class DrainClosed : public std::runtime_error {
  public:
   explicit DrainClosed(std::string_view id)
       : std::runtime_error("DrainGroup: cannot admit " +
                            (id.empty() ? std::string("an anonymous ticket") : "'" + std::string(id) + "'") +
-                           ": shutdown has begun, admission is closed") {}
+                           ": admission is closed (stop_admitting() or shutdown() began)") {}
 };
 
 namespace detail {
@@ -105,19 +173,29 @@ struct NamedEntry {
   NamedEntry* next = nullptr;
 };
 
+/// A thread started by `spawn`, kept until someone joins it. `done` is set by the thread just
+/// before its ticket leaves; after that the thread touches nothing of the group again.
+struct SpawnedThread {
+  std::thread thread;
+  std::atomic<bool> done{false};
+  std::string id;
+};
+
 /// The control block shared by a DrainGroup and its tickets.
 ///
 /// `word` holds the admission state and the number of tickets in flight: bit 0 = admission
-/// closed, bit 1 = the DrainGroup object is gone, bits 2.. = tickets in flight. Every ticket in
-/// flight is a hold on the block, and the group is one more (while bit 1 is clear): whoever
-/// turns the word into "gone and zero in flight" deletes the block. So an abandoned ticket that
-/// leaves after the group was destroyed still finds its block, at the price of no extra atomic.
-/// `closed_bit` only changes while `mutex` is held, so the slow paths read it consistently.
+/// closed, bit 1 = the DrainGroup object is gone, bit 2 = someone waits in wait_idle, bits 3.. =
+/// tickets in flight. Every ticket in flight is a hold on the block, and the group is one more
+/// (while bit 1 is clear): whoever turns the word into "gone and zero in flight" deletes the
+/// block. So an abandoned ticket that leaves after the group was destroyed still finds its
+/// block, at the price of no extra atomic. `closed_bit` and `idle_waiter_bit` only change while
+/// `mutex` is held, so the slow paths read them consistently.
 class DrainState {
  public:
   static constexpr std::uint32_t closed_bit = 1;
   static constexpr std::uint32_t gone_bit = 2;
-  static constexpr std::uint32_t one_ticket = 4;
+  static constexpr std::uint32_t idle_waiter_bit = 4;
+  static constexpr std::uint32_t one_ticket = 8;
   static constexpr std::uint32_t max_in_flight = UINT32_MAX / one_ticket;
 
   static constexpr std::uint32_t in_flight_of(std::uint32_t word) noexcept { return word / one_ticket; }
@@ -128,7 +206,7 @@ class DrainState {
   std::uint32_t* word_address() noexcept { return &word_; }
 
   /// Admits an anonymous ticket unless admission is closed: one compare-exchange when nobody
-  /// else is entering at the same instant. A CAS rather than fetch_add because a rejected
+  /// else changes the word at the same instant. A CAS rather than fetch_add because a refused
   /// fetch_add would briefly count a ticket that never existed, and the drain's arithmetic
   /// (completed = in flight at close - the rest) must never see one.
   bool try_admit() {
@@ -137,9 +215,25 @@ class DrainState {
     do {
       if (seen & closed_bit) return false;
       if (in_flight_of(seen) == max_in_flight) throw_full();
-    } while (!word_ref.compare_exchange_weak(seen, seen + one_ticket, std::memory_order_acq_rel,
+    } while (!word_ref.compare_exchange_weak(seen, seen + one_ticket, std::memory_order_acquire,
                                              std::memory_order_relaxed));
     return true;
+  }
+
+  /// The anonymous leave while admission is open and nobody waits for idle: one
+  /// compare-exchange, nothing else read. Such a ticket is part of no report (a report covers
+  /// the tickets in flight when admission closed), so its outcome does not matter and is never
+  /// computed. False, changing nothing, once admission closed, the group is gone or a waiter
+  /// arrived: the CAS fails on any of those bits, so the leave is ordered exactly against them.
+  bool try_release_unreported() noexcept {
+    auto word_ref = word();
+    std::uint32_t seen = word_ref.load(std::memory_order_relaxed);
+    while (!(seen & (closed_bit | gone_bit | idle_waiter_bit))) {
+      if (word_ref.compare_exchange_weak(seen, seen - one_ticket, std::memory_order_release,
+                                         std::memory_order_relaxed))
+        return true;
+    }
+    return false;
   }
 
   /// Gives up one ticket's hold. `after` is the word after the decrement; the caller must not
@@ -151,13 +245,14 @@ class DrainState {
       // once so that its unlock has returned before the block goes.
       { std::lock_guard wait_for_unlockers(state->mutex); }
       delete state;
-    } else if (after & closed_bit) {
+    } else if (after & (closed_bit | idle_waiter_bit)) {
       futex_wake_all(word_address);  // address only; see futex_wake_all
     }
   }
 
-  /// Anonymous `completed` leave: one fetch_sub, nothing touched afterwards.
-  static void release_fast(DrainState* state) noexcept {
+  /// Anonymous `completed` leave: one fetch_sub, nothing touched afterwards. The drain counts
+  /// completed tickets by subtraction, so there is nothing to record.
+  static void release_completed(DrainState* state) noexcept {
     std::uint32_t* address = state->word_address();
     const std::uint32_t after = state->word().fetch_sub(one_ticket, std::memory_order_acq_rel) - one_ticket;
     after_release(state, address, after);
@@ -175,7 +270,7 @@ class DrainState {
       if (outcome == Outcome::failed) ++state->failed_in_drain;
       if (outcome == Outcome::cancelled) {
         ++state->cancelled_in_drain;
-        // Capacity for every named ticket was reserved when the drain began: cannot throw.
+        // Capacity for every named ticket was reserved when admission closed: cannot throw.
         if (named) state->cancelled_ids.push_back(std::move(named->id));
       }
     }
@@ -184,6 +279,42 @@ class DrainState {
     lock.unlock();
     delete named;
     after_release(state, address, after);
+  }
+
+  /// Closes admission (with `mutex` held) unless it is closed already, and remembers how many
+  /// tickets were in flight at that instant: the report covers exactly them. Reserves room for
+  /// every named ticket to end cancelled first, so leaving never allocates; if that throws,
+  /// nothing has changed.
+  void close_admission_locked() {
+    if (word().load(std::memory_order_relaxed) & closed_bit) return;
+    cancelled_ids.reserve(named_count);
+    const std::uint32_t at_close = word().fetch_or(closed_bit, std::memory_order_acq_rel);
+    in_flight_at_close = in_flight_of(at_close);
+  }
+
+  /// Sleeps until no ticket is in flight or the deadline; true if none is. The caller has made
+  /// sure that the last leave wakes the word (admission closed or an idle waiter registered).
+  bool wait_until_empty(Deadline deadline) noexcept {
+    for (;;) {
+      const std::uint32_t seen = word().load(std::memory_order_acquire);
+      if (in_flight_of(seen) == 0) return true;
+      if (deadline.expired()) return false;
+      // The last ticket to leave wakes this futex; nothing polls.
+      futex_wait_until(word_address(), seen, deadline);
+    }
+  }
+
+  /// Moves the threads of finished spawned work out of the registry (with `mutex` held), for
+  /// the caller to join once it has let go of the mutex (a finishing thread may still need it).
+  void take_finished_threads(std::vector<std::thread>& finished) {
+    for (auto entry = spawned.begin(); entry != spawned.end();) {
+      if (entry->done.load(std::memory_order_acquire) && entry->thread.joinable()) {
+        finished.push_back(std::move(entry->thread));
+        entry = spawned.erase(entry);
+      } else {
+        ++entry;
+      }
+    }
   }
 
   void link(NamedEntry* entry) noexcept {
@@ -212,12 +343,15 @@ class DrainState {
   Phase phase = Phase::open;
   std::thread::id leader;
   bool outcomes_decided = false;
+  std::size_t in_flight_at_close = 0;
+  std::size_t idle_waiters = 0;
   NamedEntry* named_head = nullptr;
   std::size_t named_count = 0;
   std::size_t failed_in_drain = 0;
   std::size_t cancelled_in_drain = 0;
   std::vector<std::string> cancelled_ids;
   std::optional<DrainReport> report;
+  std::list<SpawnedThread> spawned;  // a list: each thread keeps a pointer to its entry
 
  private:
   alignas(std::atomic_ref<std::uint32_t>::required_alignment) std::uint32_t word_ = 0;
@@ -230,7 +364,7 @@ struct PersistJob {
   enum class Result { pending, persisted, failed };
 
   OnInterrupted persist;
-  std::vector<std::string> ids;
+  std::vector<std::pair<std::string, Interruption>> items;
   std::vector<Result> results;
   std::vector<std::string> reasons;
   std::mutex mutex;
@@ -239,7 +373,7 @@ struct PersistJob {
   bool abandoned = false;  // shutdown stopped waiting: call nothing more
 
   void run() {
-    for (std::size_t i = 0; i < ids.size(); ++i) {
+    for (std::size_t i = 0; i < items.size(); ++i) {
       {
         std::lock_guard lock(mutex);
         if (abandoned) break;
@@ -247,7 +381,7 @@ struct PersistJob {
       Result result = Result::failed;
       std::string reason;
       try {
-        if (persist(ids[i])) {
+        if (persist(items[i].first, items[i].second)) {
           result = Result::persisted;
         } else {
           reason = "the callback returned false";
@@ -266,32 +400,35 @@ struct PersistJob {
   }
 };
 
-/// Calls `persist` for every id within `deadline`; returns the ids that were not confirmed,
+/// Calls `persist` for every item within `deadline`; returns the ids that were not confirmed,
 /// each delivered to the error handler as `Could not persist interrupted status for <id>`.
 inline std::vector<std::string> persist_interrupted(const OnInterrupted& persist,
-                                                    std::vector<std::string> ids, Deadline deadline) {
+                                                    std::vector<std::pair<std::string, Interruption>> items,
+                                                    Deadline deadline) {
   std::vector<std::string> failures;
   std::vector<std::string> messages;
-  if (!persist || ids.empty()) return failures;
+  if (!persist || items.empty()) return failures;
   auto job = std::make_shared<PersistJob>();
   job->persist = persist;
-  job->results.assign(ids.size(), PersistJob::Result::pending);
-  job->reasons.assign(ids.size(), "it did not return before the shutdown deadline");
-  job->ids = std::move(ids);
+  job->results.assign(items.size(), PersistJob::Result::pending);
+  job->reasons.assign(items.size(), "it did not return before the shutdown deadline");
+  job->items = std::move(items);
   {
     std::unique_lock lock(job->mutex);
     try {
       std::thread([job] { job->run(); }).detach();
       detail::wait_until(job->progressed, lock, deadline, [&] { return job->finished; });
     } catch (const std::system_error& error) {
-      job->reasons.assign(job->ids.size(),
+      job->reasons.assign(job->items.size(),
                           std::string("the persist thread could not start: ") + error.what());
     }
     job->abandoned = true;
-    for (std::size_t i = 0; i < job->ids.size(); ++i) {
+    for (std::size_t i = 0; i < job->items.size(); ++i) {
       if (job->results[i] == PersistJob::Result::persisted) continue;
-      failures.push_back(job->ids[i]);
-      messages.push_back("Could not persist interrupted status for " + job->ids[i] + ": " + job->reasons[i]);
+      const std::string& id = job->items[i].first;
+      failures.push_back(id);
+      messages.push_back("Could not persist interrupted status for " + id + " (" +
+                         std::string(to_string(job->items[i].second)) + "): " + job->reasons[i]);
     }
   }
   // Outside the job's lock: the error handler is user code.
@@ -309,12 +446,14 @@ class DrainGroup;
 ///   if (auto ticket = group.try_enter(run_id)) { work(ticket->stop_token()); ticket->finish(); }
 ///
 /// Outcome when it leaves: what `finish()` said; otherwise `failed` if it is destroyed by an
-/// exception, `cancelled` if stop had been requested, `completed` else. An anonymous ticket
-/// (empty id) costs one atomic read-modify-write to enter and one to leave, no allocation; a
-/// named one allocates its id and takes the group's mutex. Thread-safety: one ticket belongs to
-/// one thread at a time. Signal-safety: none. Fork: a child must not destroy tickets it
-/// inherited (the leave would be counted twice); do not fork with tickets held.
-/// Destructor: leaves. A ticket may outlive its DrainGroup: it keeps the control block alive.
+/// exception, `cancelled` if stop had been requested, `completed` else. An outcome only matters
+/// for a ticket in flight when admission closed (the report covers those): an anonymous ticket
+/// (empty id) that leaves while admission is open costs one compare-exchange and never computes
+/// its outcome; one entering costs one compare-exchange; neither allocates. A named ticket
+/// allocates its id and takes the group's mutex. Thread-safety: one ticket belongs to one thread
+/// at a time. Signal-safety: none. Fork: a child must not destroy tickets it inherited (the
+/// leave would be counted twice). Destructor: leaves. A ticket may outlive its DrainGroup: it
+/// keeps the control block alive.
 class Ticket {
  public:
   Ticket(Ticket&& other) noexcept
@@ -322,7 +461,7 @@ class Ticket {
         named_(std::exchange(other.named_, nullptr)),
         outcome_(other.outcome_),
         finished_(other.finished_),
-        uncaught_on_entry_(std::uncaught_exceptions()) {}
+        uncaught_on_entry_(named_ ? std::uncaught_exceptions() : 0) {}
   Ticket& operator=(Ticket&& other) noexcept {
     if (this != &other) {
       leave();
@@ -330,7 +469,7 @@ class Ticket {
       named_ = std::exchange(other.named_, nullptr);
       outcome_ = other.outcome_;
       finished_ = other.finished_;
-      uncaught_on_entry_ = std::uncaught_exceptions();
+      uncaught_on_entry_ = named_ ? std::uncaught_exceptions() : 0;
     }
     return *this;
   }
@@ -338,7 +477,8 @@ class Ticket {
   Ticket& operator=(const Ticket&) = delete;
   ~Ticket() { leave(); }
 
-  /// The group's stop token: stop is requested when shutdown begins. Empty when moved from.
+  /// The group's stop token: stop is requested by `request_stop()` or when shutdown begins.
+  /// Empty when moved from.
   [[nodiscard]] std::stop_token stop_token() const noexcept {
     return state_ ? state_->stop.get_token() : std::stop_token();
   }
@@ -356,14 +496,20 @@ class Ticket {
  private:
   friend class DrainGroup;
   Ticket(detail::DrainState* state, detail::NamedEntry* named) noexcept
-      : state_(state), named_(named), uncaught_on_entry_(std::uncaught_exceptions()) {}
+      : state_(state), named_(named), uncaught_on_entry_(named ? std::uncaught_exceptions() : 0) {}
 
   void leave() noexcept {
     if (!state_) return;
     detail::DrainState* state = std::exchange(state_, nullptr);
     detail::NamedEntry* named = std::exchange(named_, nullptr);
+    // The hot path: an anonymous ticket leaving an open group is part of no report.
+    if (!named && state->try_release_unreported()) return;
     Outcome outcome = outcome_;
     if (!finished_) {
+      // An anonymous ticket did not record std::uncaught_exceptions() when it entered (a TLS
+      // call on the hot path), so for it "destroyed by an exception" means any exception in
+      // flight now: the difference shows only for a ticket that lives entirely inside a
+      // destructor running during unwinding.
       if (std::uncaught_exceptions() > uncaught_on_entry_) {
         outcome = Outcome::failed;
       } else if (state->stop.stop_requested()) {
@@ -373,7 +519,7 @@ class Ticket {
       }
     }
     // A completed anonymous ticket adds nothing to a drain report beyond leaving the count.
-    if (!named && outcome == Outcome::completed) return detail::DrainState::release_fast(state);
+    if (!named && outcome == Outcome::completed) return detail::DrainState::release_completed(state);
     detail::DrainState::release_slow(state, named, outcome);
   }
 
@@ -391,17 +537,14 @@ class Ticket {
 ///   if (!runs.spawn(id, [](std::stop_token stop) { ... })) reject("shutting down");
 ///   DrainReport report = runs.shutdown(Deadline::after(5s), persist_interrupted);
 ///
+/// The same steps one at a time: `stop_admitting()`, `request_stop()`, `wait_idle(deadline)`
+/// (admission open: counting_scope's join) and, after a shutdown, `wait_abandoned(deadline)`.
 /// Thread-safety: every member may be called concurrently; concurrent `shutdown` calls share
-/// one drain and one report (they wait for the leader, bounded by the leader's deadline); a
-/// re-entrant call on the draining thread gets an empty report. CAVEAT: a persist callback still
-/// running at the deadline keeps running on a detached thread after shutdown returns: if it
-/// returns late it writes to a store you may have closed. Bound the persist itself (the store's
-/// timeout) and make the closed store refuse writes. Signal-safety: none (request a stop from a
-/// signal through ShutdownSignals instead). Fork: do not fork while a drain runs.
-/// Destructor: if shutdown never ran, shuts down with an already-expired deadline (admission
-/// closes, stop is requested, whatever is in flight is abandoned and reported through the error
-/// handler), then lets go of the control block; abandoned tickets and spawned threads keep it
-/// alive until they leave.
+/// one drain and one report. CAVEAT: a persist callback still running at the deadline keeps
+/// running on a detached thread after shutdown returns (see docs). Signal-safety: none. Fork: do
+/// not fork while a drain runs. Destructor: if shutdown never ran, shuts down with an expired
+/// deadline (abandoned tickets go to the error handler); joins spawned threads that are done and
+/// detaches, reporting them, those still running; never waits for work.
 class DrainGroup {
  public:
   DrainGroup() : state_(new detail::DrainState()) {}
@@ -417,7 +560,7 @@ class DrainGroup {
   DrainGroup& operator=(const DrainGroup&) = delete;
   ~DrainGroup() { let_go(); }
 
-  /// Admits a ticket, or returns nullopt once shutdown began. An empty id is anonymous (the
+  /// Admits a ticket, or returns nullopt once admission closed. An empty id is anonymous (the
   /// lock-free path); a named ticket is listed by id in the report if it is abandoned or
   /// cancelled, and its id is passed to the persist callback.
   [[nodiscard]] std::optional<Ticket> try_enter(std::string_view id = {}) {
@@ -440,49 +583,57 @@ class DrainGroup {
     return Ticket(&state, entry.release());
   }
 
-  /// Admits a ticket, or throws DrainClosed once shutdown began.
+  /// Admits a ticket, or throws DrainClosed once admission closed.
   [[nodiscard]] Ticket enter(std::string_view id = {}) {
     if (auto ticket = try_enter(id)) return std::move(*ticket);
     throw DrainClosed(id);
   }
 
   /// Runs `work(std::stop_token)` on a new thread the group owns, holding a ticket named `id`
-  /// (anonymous if empty). Returns false, without running anything, once shutdown began. The
-  /// work's outcome: a normal return is `completed`, even after stop was requested (seed 003: a
-  /// run that finishes during the drain keeps its status and is not persisted as interrupted);
-  /// if `work` returns an `Outcome`, that outcome; throwing `teardown::Cancelled` is `cancelled`
-  /// (the way to acknowledge the stop); any other exception is `failed` and goes to the error
-  /// handler. The callable is destroyed before the ticket leaves, so nothing it captured is
-  /// touched once the drain has seen the work end.
+  /// (anonymous if empty). Returns false, without running anything, once admission closed. The
+  /// work's outcome: a normal return is `completed`, even after stop was requested (a run that
+  /// finishes during the drain keeps its status and is not persisted as interrupted); if `work`
+  /// returns an `Outcome`, that outcome; throwing `teardown::Cancelled` is `cancelled` (the way
+  /// to acknowledge the stop); any other exception is `failed` and goes to the error handler.
+  /// The callable is destroyed before the ticket leaves. The thread is joined by the group:
+  /// by a later `spawn` or `shutdown` once it is done, by `wait_abandoned`, or by the destructor
+  /// (which detaches, and reports, one still running). Throws std::system_error if no thread
+  /// can be started (the ticket has left by then).
   template <class F>
   bool spawn(std::string_view id, F&& work) {
     using Work = std::decay_t<F>;
     static_assert(std::is_invocable_v<Work&, std::stop_token>,
                   "teardown::DrainGroup::spawn: the work must be callable with a std::stop_token, "
                   "e.g. spawn(id, [](std::stop_token stop) { ... })");
+    detail::DrainState& state = checked_state("spawn");
     auto ticket = try_enter(id);
     if (!ticket) return false;
-    std::thread([ticket = std::move(*ticket), held = std::optional<Work>(std::forward<F>(work))]() mutable {
-      try {
-        if constexpr (std::is_same_v<std::invoke_result_t<Work&, std::stop_token>, Outcome>) {
-          ticket.finish(std::invoke(*held, ticket.stop_token()));
-        } else {
-          std::invoke(*held, ticket.stop_token());
-          ticket.finish(Outcome::completed);  // it returned: it finished (seed 003's status rule)
-        }
-      } catch (const Cancelled&) {
-        ticket.finish(Outcome::cancelled);  // the work acknowledged the stop
-      } catch (...) {
-        ticket.finish(Outcome::failed);
-        const std::exception_ptr error = std::current_exception();
-        try {
-          report_error(error, "DrainGroup::spawn: work '" + std::string(ticket.id()) + "' threw");
-        } catch (...) {  // no memory for the id: the literal still says what happened
-          report_error(error, "DrainGroup::spawn: spawned work threw");
-        }
-      }
-      held.reset();
-    }).detach();
+    std::vector<std::thread> finished;
+    detail::SpawnedThread* entry;
+    {
+      std::lock_guard lock(state.mutex);
+      state.take_finished_threads(finished);
+      entry = &state.spawned.emplace_back();
+    }
+    join_all(finished);
+    std::thread thread;
+    try {
+      entry->id.assign(id);
+      thread = std::thread(
+          [ticket = std::move(*ticket), entry, held = std::optional<Work>(std::forward<F>(work))]() mutable {
+            run_spawned(ticket, *held);
+            held.reset();
+            entry->done.store(true, std::memory_order_release);
+            // The ticket leaves when this closure is destroyed; nothing here touches the group after.
+          });
+    } catch (...) {
+      std::lock_guard lock(state.mutex);
+      state.spawned.remove_if(
+          [entry](const detail::SpawnedThread& candidate) { return &candidate == entry; });
+      throw;
+    }
+    std::lock_guard lock(state.mutex);
+    entry->thread = std::move(thread);
     return true;
   }
 
@@ -491,19 +642,102 @@ class DrainGroup {
     return state_ ? detail::DrainState::in_flight_of(state_->word().load(std::memory_order_acquire)) : 0;
   }
 
-  /// Stop is requested on this token when shutdown begins.
+  /// Whether tickets are still admitted (false once `stop_admitting` or `shutdown` began).
+  [[nodiscard]] bool admitting() const noexcept {
+    return state_ && !(state_->word().load(std::memory_order_acquire) & detail::DrainState::closed_bit);
+  }
+
+  /// Stop is requested on this token by `request_stop()` or when shutdown begins.
   [[nodiscard]] std::stop_token stop_token() const noexcept {
     return state_ ? state_->stop.get_token() : std::stop_token();
   }
 
+  /// Closes admission: once it returns, `try_enter` returns nullopt, `enter` throws DrainClosed
+  /// and `spawn` returns false. Stop is not requested and nothing waits. The tickets in flight
+  /// now are the ones a later `shutdown` reports. Idempotent.
+  void stop_admitting() {
+    detail::DrainState& state = checked_state("stop_admitting");
+    std::lock_guard lock(state.mutex);
+    state.close_admission_locked();
+  }
+
+  /// Requests stop on every ticket's stop token (stop callbacks run on this thread). Admission
+  /// is unchanged: work admitted afterwards sees the stop at once. Idempotent.
+  void request_stop() noexcept {
+    if (state_) state_->stop.request_stop();
+  }
+
+  /// Waits until no ticket is in flight, or the deadline; true if none is. Admission stays as it
+  /// is, so work admitted during the wait (work spawning more work) is waited for too — the
+  /// join of counting_scope or tokio's TaskTracker. With a ticket of this group held by the
+  /// caller it returns false at the deadline (with `Deadline::never()`: never).
+  bool wait_idle(Deadline deadline) {
+    detail::DrainState& state = checked_state("wait_idle");
+    {
+      std::lock_guard lock(state.mutex);
+      // Registered under the mutex, so the bit and the count agree: from here on every leave
+      // takes the path that wakes the word when it empties it.
+      if (state.idle_waiters++ == 0) state.word().fetch_or(detail::DrainState::idle_waiter_bit);
+    }
+    const bool idle = state.wait_until_empty(deadline);
+    std::vector<std::thread> finished;
+    {
+      std::lock_guard lock(state.mutex);
+      if (--state.idle_waiters == 0)
+        state.word().fetch_and(~detail::DrainState::idle_waiter_bit, std::memory_order_relaxed);
+      if (idle) take_finished_threads_noexcept(state, finished);
+    }
+    join_all(finished);
+    return idle;
+  }
+
+  /// After a shutdown: waits until every ticket it abandoned has left, or the deadline; true if
+  /// all have. Joins the spawned threads that are done. The way for a process that wants to
+  /// exit cleanly to give stubborn work more time than the drain had. If a shutdown is still
+  /// draining on another thread, waits for it too. Throws std::logic_error if no shutdown began.
+  bool wait_abandoned(Deadline deadline) {
+    detail::DrainState& state = checked_state("wait_abandoned");
+    {
+      std::unique_lock lock(state.mutex);
+      if (state.phase == detail::DrainState::Phase::open)
+        throw std::logic_error(
+            "teardown::DrainGroup::wait_abandoned: no shutdown has begun, so nothing was abandoned; "
+            "to wait for work while admission is open, use wait_idle");
+      if (state.phase == detail::DrainState::Phase::draining && state.leader == std::this_thread::get_id())
+        return false;  // called from inside the drain (a stop callback): it would wait for itself
+      if (!detail::wait_until(state.report_ready, lock, deadline,
+                              [&] { return state.phase == detail::DrainState::Phase::closed; }))
+        return false;
+    }
+    const bool all_left = state.wait_until_empty(deadline);  // admission is closed: leaves wake us
+    std::vector<std::thread> finished;
+    {
+      std::lock_guard lock(state.mutex);
+      take_finished_threads_noexcept(state, finished);
+    }
+    join_all(finished);
+    return all_left;
+  }
+
   /// Closes admission, requests stop, waits for every ticket until `deadline`, decides the
-  /// outcomes, then calls `persist` for every named ticket still running or ended cancelled,
-  /// within the same deadline. Returns by the deadline (plus scheduling) whatever the work and
-  /// the callback do. The first call runs the drain; concurrent callers wait for it and get the
-  /// same report; later callers get it at once. A call re-entering from the draining thread (a
-  /// stop callback, the error handler) returns an empty report at once instead of deadlocking.
-  DrainReport shutdown(Deadline deadline, OnInterrupted persist = {}) {
-    return shutdown_state(checked_state("shutdown"), deadline, persist);
+  /// outcomes, then calls `persist(id, how)` for every named ticket that ended cancelled or is
+  /// still running, within the same deadline. With a callback, the wait stops early enough to
+  /// leave `reserve` of the budget to the persists (default: the last tenth, at most 250 ms).
+  /// Returns by the deadline (plus scheduling) whatever the work and the callback do. The first
+  /// call runs the drain; concurrent callers wait for it and get the same report; later callers
+  /// get it at once. A call re-entering from the draining thread (a stop callback, the error
+  /// handler) returns an empty report at once instead of deadlocking.
+  DrainReport shutdown(Deadline deadline, OnInterrupted persist = {}, PersistReserve reserve = {}) {
+    detail::DrainState& state = checked_state("shutdown");
+    check_reserve(reserve);
+    DrainReport report = shutdown_state(state, deadline, persist, reserve);
+    std::vector<std::thread> finished;
+    {
+      std::lock_guard lock(state.mutex);
+      take_finished_threads_noexcept(state, finished);
+    }
+    join_all(finished);
+    return report;
   }
 
   /// Closeable: `shutdown(deadline)`. Tickets abandoned at the deadline are reported to the
@@ -515,8 +749,56 @@ class DrainGroup {
   }
 
  private:
+  template <class Work>
+  static void run_spawned(Ticket& ticket, Work& work) noexcept {
+    try {
+      if constexpr (std::is_same_v<std::invoke_result_t<Work&, std::stop_token>, Outcome>) {
+        ticket.finish(std::invoke(work, ticket.stop_token()));
+      } else {
+        std::invoke(work, ticket.stop_token());
+        ticket.finish(Outcome::completed);  // it returned: it finished (seed 003's status rule)
+      }
+    } catch (const Cancelled&) {
+      ticket.finish(Outcome::cancelled);  // the work acknowledged the stop
+    } catch (...) {
+      ticket.finish(Outcome::failed);
+      const std::exception_ptr error = std::current_exception();
+      try {
+        report_error(error, "DrainGroup::spawn: work '" + std::string(ticket.id()) + "' threw");
+      } catch (...) {  // no memory for the id: the literal still says what happened
+        report_error(error, "DrainGroup::spawn: spawned work threw");
+      }
+    }
+  }
+
+  static void join_all(std::vector<std::thread>& threads) noexcept {
+    for (auto& thread : threads)
+      if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();
+  }
+
+  /// take_finished_threads, except that a thread which cannot be queued for joining (out of
+  /// memory) is left in the registry for the next caller.
+  static void take_finished_threads_noexcept(detail::DrainState& state,
+                                             std::vector<std::thread>& finished) noexcept {
+    try {
+      finished.reserve(state.spawned.size());
+      state.take_finished_threads(finished);
+    } catch (...) {
+    }
+  }
+
+  static void check_reserve(const PersistReserve& reserve) {
+    if (!(reserve.fraction >= 0.0 && reserve.fraction <= 1.0))
+      throw std::invalid_argument(
+          "teardown::DrainGroup::shutdown: PersistReserve::fraction must be in [0, 1], got " +
+          std::to_string(reserve.fraction));
+    if (reserve.at_most < Clock::duration::zero())
+      throw std::invalid_argument(
+          "teardown::DrainGroup::shutdown: PersistReserve::at_most must not be negative");
+  }
+
   static DrainReport shutdown_state(detail::DrainState& state, Deadline deadline,
-                                    const OnInterrupted& persist) {
+                                    const OnInterrupted& persist, PersistReserve reserve) {
     std::unique_lock lock(state.mutex);
     if (state.phase == detail::DrainState::Phase::closed) return *state.report;
     if (state.phase == detail::DrainState::Phase::draining) {
@@ -524,7 +806,7 @@ class DrainGroup {
       state.report_ready.wait(lock, [&] { return state.phase == detail::DrainState::Phase::closed; });
       return *state.report;
     }
-    return lead_drain(state, lock, deadline, persist);
+    return lead_drain(state, lock, deadline, persist, reserve);
   }
 
   detail::DrainState& checked_state(const char* member) const {
@@ -534,23 +816,20 @@ class DrainGroup {
   }
 
   static DrainReport lead_drain(detail::DrainState& state, std::unique_lock<std::mutex>& lock,
-                                Deadline deadline, const OnInterrupted& persist) {
+                                Deadline deadline, const OnInterrupted& persist, PersistReserve reserve) {
     using detail::DrainState;
     const auto started = Clock::now();
-    // Every named ticket can end cancelled: make room now so leaving never allocates. If this
-    // throws, nothing has changed yet.
-    state.cancelled_ids.reserve(state.named_count);
+    // (1) close admission (unless stop_admitting did): the word the admission CAS reads, so no
+    // ticket gets in after. If this throws (no memory for the id reserve), nothing changed.
+    state.close_admission_locked();
     DrainReport report;
     try {
       state.phase = DrainState::Phase::draining;
       state.leader = std::this_thread::get_id();
-      // (1) close admission: the same word the admission CAS reads, so no ticket gets in after.
-      const std::uint32_t at_close = state.word().fetch_or(DrainState::closed_bit, std::memory_order_acq_rel);
-      const std::size_t in_flight_at_close = DrainState::in_flight_of(at_close);
       lock.unlock();
 
-      state.stop.request_stop();                                          // (2)
-      wait_for_drain(state, drain_deadline(deadline, persist, started));  // (3)
+      state.stop.request_stop();                                                    // (2)
+      state.wait_until_empty(drain_deadline(deadline, persist, reserve, started));  // (3)
 
       // (4) decide after the drain: whoever left meanwhile keeps its own outcome.
       lock.lock();
@@ -558,14 +837,17 @@ class DrainGroup {
       report.abandoned = DrainState::in_flight_of(state.word().load(std::memory_order_acquire));
       report.failed = state.failed_in_drain;
       report.cancelled = state.cancelled_in_drain;
-      report.completed = in_flight_at_close - report.failed - report.cancelled - report.abandoned;
+      report.completed = state.in_flight_at_close - report.failed - report.cancelled - report.abandoned;
       for (const detail::NamedEntry* entry = state.named_head; entry; entry = entry->next)
         report.abandoned_ids.push_back(entry->id);
-      std::vector<std::string> interrupted = std::move(state.cancelled_ids);
+      std::vector<std::pair<std::string, Interruption>> interrupted;
+      interrupted.reserve(state.cancelled_ids.size() + report.abandoned_ids.size());
+      for (auto& id : state.cancelled_ids) interrupted.emplace_back(std::move(id), Interruption::cancelled);
+      state.cancelled_ids.clear();
       lock.unlock();
 
-      // (5) persist "interrupted" for everything cancelled or still running, same deadline.
-      interrupted.insert(interrupted.end(), report.abandoned_ids.begin(), report.abandoned_ids.end());
+      // (5) persist for everything cancelled or still running, same deadline.
+      for (const auto& id : report.abandoned_ids) interrupted.emplace_back(id, Interruption::still_running);
       report.persist_failures = detail::persist_interrupted(persist, std::move(interrupted), deadline);
     } catch (...) {
       if (!lock.owns_lock()) lock.lock();
@@ -577,15 +859,15 @@ class DrainGroup {
     return report;
   }
 
-  /// The part of the budget the wait (3) may use. With a persist callback, the last tenth of
-  /// the budget (at most 250 ms) is kept for the persists (5): otherwise a run that ignores its
-  /// stop request would use the whole deadline, and its interrupted status — seed 003's reason
-  /// for persisting at all — could never be saved.
-  static Deadline drain_deadline(Deadline deadline, const OnInterrupted& persist, Clock::time_point started) {
+  /// The part of the budget the wait (3) may use: with a persist callback, the deadline minus
+  /// the reserve (see PersistReserve); otherwise the whole deadline.
+  static Deadline drain_deadline(Deadline deadline, const OnInterrupted& persist, PersistReserve reserve,
+                                 Clock::time_point started) {
     if (!persist || deadline.is_never() || deadline.time_point() <= started) return deadline;
-    const auto reserve =
-        std::min<Clock::duration>((deadline.time_point() - started) / 10, std::chrono::milliseconds(250));
-    return Deadline::at(deadline.time_point() - reserve);
+    const auto budget = deadline.time_point() - started;
+    const auto share = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double, Clock::period>(static_cast<double>(budget.count()) * reserve.fraction));
+    return Deadline::at(deadline.time_point() - std::min<Clock::duration>(share, reserve.at_most));
   }
 
   /// Ends the drain for every caller, whatever happens: the phase becomes closed and waiters are
@@ -613,16 +895,8 @@ class DrainGroup {
     lock.unlock();
   }
 
-  static void wait_for_drain(detail::DrainState& state, Deadline deadline) noexcept {
-    for (;;) {
-      const std::uint32_t seen = state.word().load(std::memory_order_acquire);
-      if (detail::DrainState::in_flight_of(seen) == 0 || deadline.expired()) return;
-      // The last ticket to leave a closed group wakes this futex; nothing polls.
-      detail::futex_wait_until(state.word_address(), seen, deadline);
-    }
-  }
-
-  /// Shuts down if nobody did, then gives up the group's hold on the control block.
+  /// Shuts down if nobody did, accounts for every spawned thread, then gives up the group's hold
+  /// on the control block.
   void let_go() noexcept {
     if (!state_) return;
     detail::DrainState* state = std::exchange(state_, nullptr);
@@ -633,7 +907,7 @@ class DrainGroup {
     }
     if (never_shut_down) {
       try {
-        const DrainReport report = shutdown_state(*state, Deadline::after(std::chrono::seconds(0)), {});
+        const DrainReport report = shutdown_state(*state, Deadline::after(std::chrono::seconds(0)), {}, {});
         if (report.abandoned != 0)
           report_error(std::make_exception_ptr(
                            std::runtime_error("destroyed without shutdown(); " + report.describe())),
@@ -642,6 +916,7 @@ class DrainGroup {
         report_error(std::current_exception(), "DrainGroup::~DrainGroup");
       }
     }
+    account_for_spawned_threads(*state);
     std::uint32_t* address = state->word_address();
     std::uint32_t after = 0;
     {
@@ -652,6 +927,41 @@ class DrainGroup {
               detail::DrainState::gone_bit;
     }
     detail::DrainState::after_release(state, address, after);
+  }
+
+  /// Joins the spawned threads that are done; detaches those still running (their tickets keep
+  /// the control block alive until they leave) and reports them, with their ids.
+  static void account_for_spawned_threads(detail::DrainState& state) noexcept {
+    std::vector<std::thread> finished;
+    std::string still_running;
+    std::size_t detached = 0;
+    {
+      std::lock_guard lock(state.mutex);
+      take_finished_threads_noexcept(state, finished);
+      for (auto& entry : state.spawned) {
+        if (!entry.thread.joinable()) continue;
+        // Detached, but the entry stays: the thread still writes its `done` flag into it.
+        entry.thread.detach();
+        ++detached;
+        try {
+          still_running +=
+              (still_running.empty() ? "" : ", ") + (entry.id.empty() ? std::string("anonymous") : entry.id);
+        } catch (...) {
+        }
+      }
+    }
+    join_all(finished);
+    if (detached == 0) return;
+    try {
+      report_error(
+          std::make_exception_ptr(std::runtime_error("destroyed while " + std::to_string(detached) +
+                                                     " spawned thread(s) still ran (" + still_running +
+                                                     "); they were detached. Call wait_abandoned(deadline) "
+                                                     "before destroying the group to join them")),
+          "DrainGroup::~DrainGroup");
+    } catch (...) {  // no memory for the sentence
+      report_error(std::current_exception(), "DrainGroup::~DrainGroup: spawned threads still ran; detached");
+    }
   }
 
   detail::DrainState* state_;

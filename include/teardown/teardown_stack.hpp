@@ -19,6 +19,7 @@
 // heap allocation. See docs/teardown_stack.md.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <cstddef>
@@ -344,12 +345,15 @@ class TeardownError : public std::runtime_error {
   std::shared_ptr<const std::vector<StepOutcome>> failures_;  // shared: copying never throws
 };
 
-/// Thrown by a push after close began. The pushed action has already run when it is thrown.
+/// Thrown by a push after close began. The pushed action has already run when it is thrown (a
+/// push_on_failure step only if the close is a failure teardown).
 class StackClosed : public std::logic_error {
  public:
-  explicit StackClosed(std::string_view step)
-      : std::logic_error("teardown::TeardownStack: step '" + std::string(step) +
-                         "' was registered after close() began; its action ran at once") {}
+  explicit StackClosed(std::string_view step, bool ran_at_once = true)
+      : std::logic_error(
+            "teardown::TeardownStack: step '" + std::string(step) + "' was registered after close() began; " +
+            (ran_at_once ? "its action ran at once"
+                         : "it runs only on failure and the close is not one, so it did not run")) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -430,6 +434,10 @@ void invoke_action(A& action, Deadline deadline) {
 struct StepOps {
   void (*run)(void* callable, Deadline deadline);
   void (*destroy)(void* callable) noexcept;
+  /// Moves the callable into `buffer` (inline storage of another slot) and destroys the
+  /// original; returns where it now lives. Heap-stored callables keep their address. Null when
+  /// the callable is stored inline and has no non-throwing move: such a step cannot be moved.
+  void* (*relocate)(void* callable, unsigned char* buffer) noexcept;
 };
 
 template <class C>
@@ -447,7 +455,28 @@ void destroy_step(void* callable) noexcept {
 }
 
 template <class C, bool OnHeap>
-inline constexpr StepOps step_ops{&run_step<C>, &destroy_step<C, OnHeap>};
+void* relocate_step(void* callable, unsigned char* buffer) noexcept {
+  if constexpr (OnHeap) {
+    (void)buffer;
+    return callable;
+  } else {
+    C* moved = ::new (static_cast<void*>(buffer)) C(std::move(*static_cast<C*>(callable)));
+    static_cast<C*>(callable)->~C();
+    return moved;
+  }
+}
+
+template <class C, bool OnHeap>
+constexpr auto relocator() noexcept {
+  if constexpr (OnHeap || std::is_nothrow_move_constructible_v<C>) {
+    return &relocate_step<C, OnHeap>;
+  } else {
+    return static_cast<void* (*)(void*, unsigned char*) noexcept>(nullptr);
+  }
+}
+
+template <class C, bool OnHeap>
+inline constexpr StepOps step_ops{&run_step<C>, &destroy_step<C, OnHeap>, relocator<C, OnHeap>()};
 
 inline constexpr std::size_t inline_callable_size = 3 * sizeof(void*);
 inline constexpr std::size_t inline_step_count = 8;
@@ -466,7 +495,8 @@ struct StepSlot {
   std::uint64_t sequence = 0;  // registration order; unique for the life of the stack
   std::size_t stage = 0;
   State state = State::free;
-  std::string name;  // empty for Plan stacks: the stage names the step
+  bool on_failure = false;  // runs only when the teardown is a failure (see push_on_failure)
+  std::string name;         // empty for Plan stacks: the stage names the step
   alignas(void*) unsigned char buffer[inline_callable_size];
 };
 
@@ -572,21 +602,27 @@ class TeardownStack {
   };
 
   /// A stack whose events go to the default sink (one stderr line per failed or cancelled step).
-  TeardownStack() noexcept : sink_(&print_step_outcome) {
+  TeardownStack() noexcept
+      : uncaught_at_construction_(std::uncaught_exceptions()),
+        default_sink_(true),
+        sink_(&print_step_outcome) {
     thread_free_list(inline_slots_.data(), inline_slots_.size());
   }
 
   /// A stack whose events go to `sink` (an empty sink: no events).
   explicit TeardownStack(EventSink sink) noexcept
-      : custom_sink_(static_cast<bool>(sink) || static_cast<bool>(sink.on_start)), sink_(std::move(sink)) {
+      : uncaught_at_construction_(std::uncaught_exceptions()),
+        custom_sink_(static_cast<bool>(sink) || static_cast<bool>(sink.on_start)),
+        sink_(std::move(sink)) {
     thread_free_list(inline_slots_.data(), inline_slots_.size());
   }
 
   TeardownStack(const TeardownStack&) = delete;
   TeardownStack& operator=(const TeardownStack&) = delete;
 
-  /// Closes the stack (see close()); never throws.
-  ~TeardownStack() { close(); }
+  /// Closes the stack (see close()); never throws. Destroyed by an exception (during stack
+  /// unwinding), the close is a failure teardown: push_on_failure steps run too.
+  ~TeardownStack() { close_as(Deadline::never(), std::uncaught_exceptions() > uncaught_at_construction_); }
 
   // clang-format off
   /// Registers `action` as step `name` (Lifo stacks). `action` is a `void()` or
@@ -599,6 +635,26 @@ class TeardownStack {
                   "teardown::TeardownStack: a stack with a Plan names its steps by stage: use "
                   "push<\"stage\">(action)");
     return push_action(0, name, std::forward<Action>(action));
+  }
+
+  /// Registers `action` as a step that runs only on a failure teardown: the rollback of a
+  /// transaction, or the close run by the destructor while an exception propagates. A normal
+  /// close() drops it (reported as `skipped`, its callable destroyed). ExitStack's exit callback
+  /// that looks at the exception in flight: "delete the half-written file if startup fails".
+  template <class Action>
+  StepHandle push_on_failure(std::string_view name, Action&& action) {
+    static_assert(!has_plan,
+                  "teardown::TeardownStack: a stack with a Plan names its steps by stage: use "
+                  "push_on_failure<\"stage\">(action)");
+    return push_action(0, name, std::forward<Action>(action), true);
+  }
+
+  template <FixedString StageName, class Action>
+  StepHandle push_on_failure(Action&& action) {
+    static_assert(has_plan,
+                  "teardown::TeardownStack: push_on_failure<\"stage\">() needs a stack with a Plan; a "
+                  "Lifo stack takes push_on_failure(\"name\", action)");
+    return push_action(has_plan ? stage_index<StageName>() : 0, {}, std::forward<Action>(action), true);
   }
 
   /// Registers `action` in stage `StageName` of the Plan (Plan stacks).
@@ -666,6 +722,61 @@ class TeardownStack {
   /// hurry); failures never stop the teardown. Idempotent: later or concurrent callers wait for
   /// the first and get the same report; a call from inside a step returns at once.
   const TeardownReport& close(Deadline deadline = Deadline::never()) noexcept {
+    return close_as(deadline, false);
+  }
+
+  /// Moves every pending step onto `longer_lived` (ExitStack's pop_all): hand a half-built set
+  /// of resources to an owner that outlives this stack. The steps keep their stages and their
+  /// relative order and become the newest steps of `longer_lived`; this stack is left empty and
+  /// open. Returns how many steps moved. All or nothing: throws, moving none, if either stack
+  /// is closing (std::logic_error), if a step is stored inline and cannot be moved without
+  /// throwing (std::logic_error, naming it), or if `longer_lived` cannot store them (bad_alloc).
+  /// CAVEAT: callables stored inline are moved, so a reference returned by adopt()/enter() for
+  /// one of them no longer refers to the live object (keep a pointer-like handle instead, or
+  /// push the object by reference); handles of moved steps no longer cancel them.
+  std::size_t move_steps_to(TeardownStack& longer_lived) {
+    if (&longer_lived == this) return 0;
+    std::scoped_lock both(mutex_, longer_lived.mutex_);
+    if (state_ != StackState::open || longer_lived.state_ != StackState::open)
+      throw std::logic_error(std::string("teardown::TeardownStack::move_steps_to: ") +
+                             (state_ != StackState::open ? "this stack" : "the target stack") +
+                             " is closing; no step was moved");
+    std::vector<Slot*> moving;
+    moving.reserve(pending_count_);
+    for (StageList& list : stages_)
+      for (Slot* slot = list.head; slot != nullptr; slot = slot->next) moving.push_back(slot);
+    std::sort(moving.begin(), moving.end(),
+              [](const Slot* a, const Slot* b) { return a->sequence < b->sequence; });
+    for (const Slot* slot : moving)
+      if (slot->ops->relocate == nullptr)
+        throw std::logic_error(
+            "teardown::TeardownStack::move_steps_to: step '" + std::string(name_of(*slot)) +
+            "' is stored inline and its callable has no non-throwing move; no step was moved");
+    std::vector<Slot*> targets;
+    targets.reserve(moving.size());
+    try {
+      for (const Slot* slot : moving)
+        targets.push_back(&longer_lived.reserve_slot(slot->stage, name_of(*slot)));
+    } catch (...) {
+      for (Slot* target : targets) longer_lived.free_slot(*target);
+      throw;
+    }
+    // Nothing below throws.
+    for (std::size_t i = 0; i < moving.size(); ++i) {
+      Slot& from = *moving[i];
+      Slot& to = *targets[i];
+      to.ops = from.ops;
+      to.callable = from.ops->relocate(from.callable, to.buffer);
+      to.on_failure = from.on_failure;
+      unlink(from);
+      free_slot(from);
+      longer_lived.link(to);
+    }
+    return moving.size();
+  }
+
+ private:
+  const TeardownReport& close_as(Deadline deadline, bool failure) noexcept {
     {
       std::unique_lock lock(mutex_);
       if (state_ == StackState::closed) return report_;
@@ -677,6 +788,7 @@ class TeardownStack {
       state_ = StackState::closing;
       closing_thread_ = std::this_thread::get_id();
       close_deadline_ = deadline;
+      closing_failure_ = failure;
       // One thread tears down at a time: a rollback running a step finishes it, hands the rest
       // of its steps to this close and lets go (unless this close runs inside that very step).
       const bool inside_rollback_step = rolling_back_ && rollback_thread_ == closing_thread_;
@@ -686,7 +798,7 @@ class TeardownStack {
       } catch (...) {  // the report grows step by step instead
       }
     }
-    run_steps(0, deadline, report_.steps, false);
+    run_steps(0, deadline, report_.steps, false, failure);
     std::unique_lock lock(mutex_);
     state_ = StackState::closed;
     closed_.notify_all();  // under the lock: a waiter that sees `closed` may destroy the stack
@@ -697,6 +809,7 @@ class TeardownStack {
     return report_;
   }
 
+ public:
   /// close(), then rethrows the first cancellation if a step was cancelled (the other steps'
   /// failures are then NOT attached: read close()'s report for them), otherwise throws a
   /// TeardownError holding every failure if a step failed.
@@ -787,6 +900,7 @@ class TeardownStack {
     slot.callable = nullptr;
     slot.prev = nullptr;
     slot.state = SlotState::free;
+    slot.on_failure = false;
     slot.next = free_;
     free_ = &slot;
   }
@@ -853,20 +967,20 @@ class TeardownStack {
   // -- registration --
 
   template <class Action>
-  StepHandle push_action(std::size_t stage, std::string_view name, Action&& action) {
+  StepHandle push_action(std::size_t stage, std::string_view name, Action&& action, bool on_failure = false) {
     using A = std::decay_t<Action>;  // decay: a plain function is stored as a function pointer
     if constexpr (std::is_invocable_v<A&, Deadline> || std::is_invocable_v<A&>) {
       static_assert(std::is_constructible_v<A, Action>,
                     "teardown::TeardownStack: the action must be copy- or move-constructible");
       auto factory = [&action]() -> A { return A(detail::forward_if_nothrow<A, Action>(action)); };
       auto run_now = [&action](Deadline deadline) { detail::invoke_action(action, deadline); };
-      Slot& slot = register_step<A>(stage, name, factory, run_now);
+      Slot& slot = register_step<A>(stage, name, factory, run_now, on_failure);
       return StepHandle(&cancel_step, this, &slot, slot.sequence);
     } else if constexpr (Closeable<A> && std::is_lvalue_reference_v<Action>) {
       using C = detail::ClosesByReference<A>;
       auto factory = [&action]() -> C { return C{std::addressof(action)}; };
       auto run_now = [&action](Deadline deadline) { detail::close_object(action, deadline); };
-      Slot& slot = register_step<C>(stage, name, factory, run_now);
+      Slot& slot = register_step<C>(stage, name, factory, run_now, on_failure);
       return StepHandle(&cancel_step, this, &slot, slot.sequence);
     } else if constexpr (Closeable<A>) {
       static_assert(detail::dependent_false_v<Action>,
@@ -900,9 +1014,11 @@ class TeardownStack {
   /// Stores the step built by `factory`; if it cannot be stored (closed, or storage threw), runs
   /// the resource's release `run_now` at once and throws.
   template <class C, class Factory, class RunNow>
-  Slot& register_step(std::size_t stage, std::string_view name, Factory& factory, RunNow& run_now) {
+  Slot& register_step(std::size_t stage, std::string_view name, Factory& factory, RunNow& run_now,
+                      bool on_failure = false) {
     std::exception_ptr storage_failure;
     Deadline deadline_now = Deadline::never();
+    bool run_at_once = true;
     {
       std::lock_guard lock(mutex_);
       if (state_ == StackState::open) {
@@ -910,6 +1026,7 @@ class TeardownStack {
         try {
           slot = &reserve_slot(stage, name);
           construct_step<C>(*slot, factory);
+          slot->on_failure = on_failure;
           link(*slot);
           return *slot;
         } catch (...) {
@@ -918,11 +1035,14 @@ class TeardownStack {
         }
       } else {
         deadline_now = close_deadline_;
+        // An undo registered after a normal close began has nothing to undo: running it could
+        // destroy a good result (the file a successful startup wrote).
+        run_at_once = !on_failure || closing_failure_;
       }
     }
-    release_at_once(name_for(stage, name), run_now, deadline_now);
+    if (run_at_once) release_at_once(name_for(stage, name), run_now, deadline_now);
     if (storage_failure) std::rethrow_exception(storage_failure);
-    throw StackClosed(name_for(stage, name));
+    throw StackClosed(name_for(stage, name), run_at_once);
   }
 
   /// Runs the release of a resource that could not be registered. Its own failure cannot
@@ -1021,7 +1141,7 @@ class TeardownStack {
     const bool nested = rolling_back_ && rollback_thread_ == self;             // inside one of our own steps
     if (nested) {
       lock.unlock();
-      run_steps(first_sequence, Deadline::never(), report.steps, true);
+      run_steps(first_sequence, Deadline::never(), report.steps, true, true);
       return report;
     }
     ++rollbacks_inside_;
@@ -1030,7 +1150,7 @@ class TeardownStack {
       rolling_back_ = true;
       rollback_thread_ = self;
       lock.unlock();
-      run_steps(first_sequence, Deadline::never(), report.steps, true);
+      run_steps(first_sequence, Deadline::never(), report.steps, true, true);
       lock.lock();
       rolling_back_ = false;
       rollback_thread_ = {};
@@ -1050,8 +1170,8 @@ class TeardownStack {
   /// A rollback (`yields_to_close`) stops taking steps once close() began; the step it finished
   /// meanwhile is copied into close's report (close waits for it before it runs anything).
   void run_steps(std::uint64_t first_sequence, Deadline deadline, std::vector<StepOutcome>& outcomes,
-                 bool yields_to_close) noexcept {
-    bool skipping = false;  // Propagate, after a cancellation
+                 bool yields_to_close, bool failure) noexcept {
+    bool skipping = false;  // Propagate, after a cancellation in a close
     Slot* finished = nullptr;
     bool finished_recorded = false;
     std::size_t number = 0;  // of the step taken, in this run
@@ -1080,7 +1200,7 @@ class TeardownStack {
 
       StepStatus status = StepStatus::skipped;
       std::exception_ptr error;
-      if (!skipping) {
+      if (!skipping && (failure || !slot->on_failure)) {
         if (sink_.on_start) {
           announce_start(name_of(*slot), number, count, deadline);
           started = Clock::now();  // the sink's time is not the step's
@@ -1092,7 +1212,9 @@ class TeardownStack {
           error = std::current_exception();
           status = P::is_cancellation(error) ? StepStatus::cancelled : StepStatus::failed;
         }
-        if (status == StepStatus::cancelled && P::propagates) skipping = true;
+        // A rollback (yields_to_close) always completes: it undoes a failed startup, and a step it
+        // skipped would leak exactly what seed 000 fixed. The cancellation is still recorded.
+        if (status == StepStatus::cancelled && P::propagates && !yields_to_close) skipping = true;
       }
       slot->ops->destroy(slot->callable);  // part of the step: an adopted object's destructor
       Clock::duration took{};
@@ -1145,6 +1267,12 @@ class TeardownStack {
       outcome->name.assign(name.data(), name.size());
     } catch (...) {  // out of memory for a long name: the outcome stays, unnamed
     }
+    if (default_sink_) {
+      // The default sink, called directly: most steps are done and print nothing, so the
+      // indirect call through the std::function would be most of its cost.
+      if (status == StepStatus::failed || status == StepStatus::cancelled) print_step_outcome(*outcome);
+      return true;
+    }
     if (!sink_) return true;
     try {
       sink_(*outcome);
@@ -1162,13 +1290,16 @@ class TeardownStack {
   std::thread::id rollback_thread_;   // ... on this thread
   std::size_t rollbacks_inside_ = 0;  // rollbacks in progress (running or waiting for their turn)
   Deadline close_deadline_ = Deadline::never();
+  bool closing_failure_ = false;  // the close in progress is a failure teardown
   std::uint64_t next_sequence_ = 0;
   std::size_t pending_count_ = 0;
   std::array<StageList, stage_count> stages_{};
   Slot* free_ = nullptr;
   std::array<Slot, detail::inline_step_count> inline_slots_{};
   std::vector<std::unique_ptr<Slot[]>> chunks_;  // beyond 8 steps; never reallocated in place
+  int uncaught_at_construction_ = 0;             // a destructor run by unwinding is a failure teardown
   bool custom_sink_ = false;                     // a sink of unknown cost: re-read the clock after it
+  bool default_sink_ = false;                    // sink_ is print_step_outcome: record() calls it directly
   EventSink sink_;
   TeardownReport report_;
 };

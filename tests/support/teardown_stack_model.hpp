@@ -35,9 +35,10 @@ enum class OpKind : unsigned char {
   begin,
   commit,
   rollback,
-  close
+  close,
+  push_on_failure,  // runs only in a rollback (or a close during unwinding, which the model never does)
 };
-inline constexpr int op_kind_count = 9;
+inline constexpr int op_kind_count = 10;
 
 struct Op {
   OpKind kind = OpKind::push;
@@ -98,6 +99,7 @@ inline Trace predict(const Program& program, const Config& config) {
     std::size_t stage;
     std::uint64_t sequence;
     Behaviour behaviour;
+    bool on_failure = false;
   };
   Trace trace;
   std::vector<Step> live;
@@ -108,8 +110,9 @@ inline Trace predict(const Program& program, const Config& config) {
   Result close_result = Result::closed_ok;
   std::size_t close_failures = 0;
 
-  // Runs (and removes) the live steps registered at or after `first`, in plan order.
-  auto run = [&](std::uint64_t first) {
+  // Runs (and removes) the live steps registered at or after `first`, in plan order. Only a
+  // close skips under Propagate: a rollback always completes.
+  auto run = [&](std::uint64_t first, bool rollback) {
     std::vector<Step> chosen;
     std::vector<Step> kept;
     for (const auto& step : live) (step.sequence >= first ? chosen : kept).push_back(step);
@@ -121,12 +124,12 @@ inline Trace predict(const Program& program, const Config& config) {
     bool skipping = false;
     for (const auto& step : chosen) {
       auto status = teardown::StepStatus::skipped;
-      if (!skipping) {
+      if (!skipping && (rollback || !step.on_failure)) {
         trace.ran.push_back(step.id);
         status = step.behaviour == Behaviour::succeeds ? teardown::StepStatus::done
                  : step.behaviour == Behaviour::throws ? teardown::StepStatus::failed
                                                        : teardown::StepStatus::cancelled;
-        if (status == teardown::StepStatus::cancelled && config.propagates) skipping = true;
+        if (status == teardown::StepStatus::cancelled && config.propagates && !rollback) skipping = true;
       }
       outcomes.push_back({step_name(config, step.stage, step.id), status});
     }
@@ -136,7 +139,7 @@ inline Trace predict(const Program& program, const Config& config) {
   auto close = [&] {
     if (!closed) {
       closed = true;
-      const auto outcomes = run(0);
+      const auto outcomes = run(0, false);
       close_failures = 0;
       bool cancelled = false;
       for (const auto& outcome : outcomes) {
@@ -158,12 +161,15 @@ inline Trace predict(const Program& program, const Config& config) {
       case OpKind::push:
       case OpKind::push_deadline:
       case OpKind::adopt:
-        if (closed) {  // runs at once; its own failure goes to the error handler
-          trace.ran.push_back(id);
-          if (op.behaviour != Behaviour::succeeds) ++trace.reported;
+      case OpKind::push_on_failure:
+        if (closed) {  // runs at once (unless it runs only on failure); its failure goes to the error handler
+          if (op.kind != OpKind::push_on_failure) {
+            trace.ran.push_back(id);
+            if (op.behaviour != Behaviour::succeeds) ++trace.reported;
+          }
           trace.results.push_back(Result::stack_closed);
         } else {
-          live.push_back({id, stage, next_sequence++, op.behaviour});
+          live.push_back({id, stage, next_sequence++, op.behaviour, op.kind == OpKind::push_on_failure});
           if (op.kind != OpKind::adopt) handles.push_back(id);
           trace.results.push_back(Result::registered);
         }
@@ -205,7 +211,7 @@ inline Trace predict(const Program& program, const Config& config) {
         break;
       case OpKind::rollback:
         if (!transactions.empty()) {
-          run(transactions.back());
+          run(transactions.back(), true);
           transactions.pop_back();
         }
         trace.results.push_back(Result::rolled_back);
@@ -217,7 +223,7 @@ inline Trace predict(const Program& program, const Config& config) {
     }
   }
   while (!transactions.empty()) {
-    run(transactions.back());
+    run(transactions.back(), true);
     transactions.pop_back();
   }
   if (!closed) close();  // the destructor
@@ -315,6 +321,7 @@ class Runner {
             using Tag = std::tuple_element_t<decltype(stage)::value, std::tuple<StageTags...>>;
             return register_named(
                 op, id, handles, [&](auto&& action) { return stack.template push<Tag::value>(action); },
+                [&](auto&& action) { return stack.template push_on_failure<Tag::value>(action); },
                 [&](auto&& object) -> auto& { return stack.template adopt<Tag::value>(std::move(object)); },
                 [&](auto&& acquire, auto&& release) -> auto& {
                   return stack.template enter<Tag::value>(acquire, release);
@@ -325,18 +332,22 @@ class Runner {
       const std::string name = "s" + std::to_string(id);
       return register_named(
           op, id, handles, [&](auto&& action) { return stack.push(name, action); },
+          [&](auto&& action) { return stack.push_on_failure(name, action); },
           [&](auto&& object) -> auto& { return stack.adopt(name, std::move(object)); },
           [&](auto&& acquire, auto&& release) -> auto& { return stack.enter(name, acquire, release); });
     }
   }
 
-  template <class Push, class Adopt, class Enter>
+  template <class Push, class PushOnFailure, class Adopt, class Enter>
   Result register_named(const Op& op, int id, std::vector<teardown::StepHandle>& handles, Push&& push,
-                        Adopt&& adopt, Enter&& enter) {
+                        PushOnFailure&& push_on_failure, Adopt&& adopt, Enter&& enter) {
     return registering([&] {
       switch (op.kind) {
         case OpKind::push:
           handles.push_back(push(Action{&trace_, id, op.behaviour}));
+          break;
+        case OpKind::push_on_failure:
+          handles.push_back(push_on_failure(Action{&trace_, id, op.behaviour}));
           break;
         case OpKind::push_deadline:
           handles.push_back(push(DeadlineAction{&trace_, id, op.behaviour}));
@@ -367,6 +378,7 @@ class Runner {
       case OpKind::push_deadline:
       case OpKind::adopt:
       case OpKind::enter:
+      case OpKind::push_on_failure:
         return register_step(stack, op, id, handles);
       case OpKind::cancel:
         if (handles.empty()) return Result::cancel_false;
@@ -457,7 +469,7 @@ inline std::unique_ptr<Mismatch> check_all(const Program& program) {
 
 inline std::ostream& operator<<(std::ostream& out, const Op& op) {
   static const char* const kinds[] = {"push",  "push(deadline)", "adopt",    "enter", "cancel",
-                                      "begin", "commit",         "rollback", "close"};
+                                      "begin", "commit",         "rollback", "close", "push_on_failure"};
   static const char* const behaviours[] = {"ok", "throws", "cancels"};
   out << kinds[static_cast<int>(op.kind)];
   switch (op.kind) {
