@@ -4,7 +4,9 @@
 #include <teardown/reaper.hpp>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "support/catch.hpp"
@@ -79,6 +81,29 @@ TEST_CASE("Contain::automatic: resolves to cgroup where a leaf can be made", "[c
 
 TEST_CASE("SpawnOptions{}: the default is Contain::automatic", "[contain][process]") {
   CHECK(teardown::SpawnOptions{}.contain == Contain::automatic);
+}
+
+TEST_CASE("Contain::cgroup: a process that exits normally leaves no subtree behind", "[contain][process]") {
+  if (!cgroups_usable()) return;
+  const std::string own = teardown::detail::discover_own_cgroup().directory;
+  const pid_t copy = ::fork();  // a process of its own, which spawns, reaps and exits normally
+  REQUIRE(copy >= 0);
+  if (copy == 0) {
+    int code = 1;
+    try {
+      auto child = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
+      (void)teardown::Reaper(std::move(child)).reap(Deadline::after(20s));
+      code = is_directory(own + "/teardown-" + std::to_string(::getpid())) ? 0 : 2;  // it was made
+    } catch (...) {
+      code = 3;
+    }
+    std::exit(code);  // static destructors run: the subtree's, among them
+  }
+  int status = 0;
+  REQUIRE(::waitpid(copy, &status, 0) == copy);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_FALSE(is_directory(own + "/teardown-" + std::to_string(copy)));
 }
 
 // Last: Catch2 runs test cases in declaration order.
