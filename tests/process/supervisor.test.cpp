@@ -250,7 +250,7 @@ TEST_CASE("Supervisor demo: after --kill-self every worker exits on its own with
   while (auto line = demo.next_line(reading)) {
     std::smatch match;
     if (std::regex_search(*line, match, plain)) {
-      for (const int group : {1, 2}) {
+      for (const std::size_t group : {std::size_t{1}, std::size_t{2}}) {
         plain_pids.push_back(static_cast<pid_t>(std::stoi(match[group])));
         plain_pidfds.emplace_back(teardown::detail::pidfd_open(plain_pids.back()));
       }
