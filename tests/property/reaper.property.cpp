@@ -45,7 +45,8 @@ constexpr std::size_t kMaxRungsBeforeKill = 3;
 enum class RungKind { wait, request_answers, request_throws, signal_term, signal_int };
 struct RungPlan {
   RungKind kind;
-  int grace_ms;  // ≥ 50: long enough that a signalled shell dies within its own rung
+  int grace_ms;  // ≥ 150: long enough that a signalled shell dies within its own rung, even
+                 // under ThreadSanitizer on a loaded machine (50-80 ms was not)
 };
 
 enum class Behaviour { exits_at_once, exits_after_delay, ignores_term, stops_itself, answers_request };
@@ -213,7 +214,7 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
     for (std::size_t i = 0; i < rung_count; ++i) {
       rungs.push_back({*rc::gen::element(RungKind::wait, RungKind::request_answers, RungKind::request_throws,
                                          RungKind::signal_term, RungKind::signal_int),
-                       *rc::gen::element(50, 80)});
+                       *rc::gen::element(150, 250)});
     }
     const auto child_count = *rc::gen::inRange(1, 4);
     std::vector<ChildPlan> plans;

@@ -338,19 +338,23 @@ inline Result run(const Plan& plan) {
           break;
         case Step::Kind::shutdown: {
           if (report) break;  // later shutdowns: checked below against the first report
-          auto persist = [persist_plan, persisted, alive = persist_alive](std::string_view id,
-                                                                          teardown::Interruption how) {
-            {
-              std::lock_guard lock(persisted->mutex);
-              persisted->items.emplace_back(std::string(id), how);
-            }
-            for (const auto& [planned_id, behaviour] : *persist_plan) {
-              if (planned_id != id) continue;
-              if (behaviour == Persist::throws) throw std::runtime_error("store unavailable");
-              return behaviour == Persist::succeeds;
-            }
-            return true;
-          };
+          // A snapshot of the plan: the persist thread may still run (abandoned past its deadline)
+          // while later steps add to the plan on this thread. Nothing entered after the shutdown
+          // can be persisted by it anyway: admission is closed.
+          auto persist =
+              [plan = std::make_shared<const std::vector<std::pair<std::string, Persist>>>(*persist_plan),
+               persisted, alive = persist_alive](std::string_view id, teardown::Interruption how) {
+                {
+                  std::lock_guard lock(persisted->mutex);
+                  persisted->items.emplace_back(std::string(id), how);
+                }
+                for (const auto& [planned_id, behaviour] : *plan) {
+                  if (planned_id != id) continue;
+                  if (behaviour == Persist::throws) throw std::runtime_error("store unavailable");
+                  return behaviour == Persist::succeeds;
+                }
+                return true;
+              };
           // Patient: everything ends during the drain, once admission is closed and stop is
           // requested — from the drain's own stop request when it makes one.
           const auto end_everything = [&] {
