@@ -35,7 +35,6 @@ using bench_support::self_path;
 
 namespace {
 
-
 // --tree <n> <report_fd>: the leader reports itself and n descendants, then waits.
 int run_tree(int count, int report) {
   const auto say = [&](std::int32_t value) {  // negative: a setsid'd member
@@ -53,7 +52,6 @@ int run_tree(int count, int report) {
   }
   for (;;) ::pause();
 }
-
 
 // Reads `count` pids from `report` and opens a pidfd to each; `setsid` marks the escaped ones.
 std::vector<teardown::UniqueFd> watch(int report, int count, std::vector<pid_t>* pids = nullptr,
@@ -134,7 +132,6 @@ void BM_TreeKill(benchmark::State& state, TreeKill how) {
   }
   state.counters["survivors"] = static_cast<double>(survivors);
 }
-
 
 // A forked supervisor with two die_with_parent trees of 10; the time from its SIGKILL until the
 // last process of both trees has exited.

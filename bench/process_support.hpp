@@ -40,7 +40,8 @@ inline void report_percentiles(benchmark::State& state, std::vector<double>& lat
   if (latencies_us.empty()) return;
   std::sort(latencies_us.begin(), latencies_us.end());
   const auto at = [&](double q) {
-    return latencies_us[std::min(latencies_us.size() - 1, static_cast<std::size_t>(q * double(latencies_us.size())))];
+    return latencies_us[std::min(latencies_us.size() - 1,
+                                 static_cast<std::size_t>(q * double(latencies_us.size())))];
   };
   state.counters["p50_us"] = at(0.50);
   state.counters["p99_us"] = at(0.99);

@@ -40,7 +40,6 @@ using bench_support::self_path;
 
 namespace {
 
-
 std::int64_t monotonic_ns() {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -63,14 +62,12 @@ int child_ignore_term(int ready) {
   for (;;) ::pause();
 }
 
-
 std::int64_t read_stamp(int fd) {
   std::int64_t stamp = 0;
   if (teardown::detail::retry_eintr([&] { return ::read(fd, &stamp, sizeof stamp); }) != sizeof stamp)
     std::abort();
   return stamp;
 }
-
 
 // The exit-detection loop both teardown rows share: spawn_child(argv, options) starts the child,
 // wait_deadline() bounds each wait_until.

@@ -62,9 +62,7 @@ TEST_CASE(
   { auto g = teardown::scope_exit(Increments(&n)); }
   CHECK(n == 2);
   n = 10;
-  {
-    [[maybe_unused]] const auto& g = teardown::scope_exit(Increments(&n));
-  }
+  { [[maybe_unused]] const auto& g = teardown::scope_exit(Increments(&n)); }
   CHECK(n == 11);
 }
 

@@ -1,5 +1,5 @@
-// Property: for any program of push / push_on_failure / adopt / enter (acquire may throw) / cancel / transaction
-// begin-commit-rollback / close, with steps that succeed, throw or cancel, a TeardownStack does
+// Property: for any program of push / push_on_failure / adopt / enter (acquire may throw) / cancel /
+// transaction begin-commit-rollback / close, with steps that succeed, throw or cancel, a TeardownStack does
 // what the model predicts under both policies, with a Plan and with Lifo: each live step runs
 // exactly once in plan order (LIFO within a stage), rollbacks tear down exactly their own steps
 // (all of them, even under Propagate), on-failure steps run only in rollbacks,
