@@ -233,9 +233,9 @@ class ReapTurns {
 /// for the first. Signal-safety: none. Destructor: reaps if not yet reaped (no deadline).
 class Reaper {
  public:
-  /// The default ladder, aimed at the child's own target: its containment's tree, else the
-  /// group it leads, else itself (Child::default_target()).
-  explicit Reaper(Child child) : Reaper(std::move(child), default_ladder()) { own_targets_ = true; }
+  /// The default ladder: aimed at Target::tree, which is the child's containment, else the
+  /// group it leads, else the child itself.
+  explicit Reaper(Child child) : Reaper(std::move(child), default_ladder()) {}
   template <class... Rungs>
   Reaper(Child child, const Ladder<Rungs...>& ladder)
       : child_(std::move(child)), steps_(detail::lower(ladder)) {
@@ -270,9 +270,8 @@ class Reaper {
  private:
   ExitStatus reap_locked(Deadline overall) {
     if (!child_.status()) {
-      detail::report_ladder_errors(
-          detail::climb_ladder(std::vector<Child*>{&child_}, steps_, overall, own_targets_),
-          "teardown::Reaper::reap");
+      detail::report_ladder_errors(detail::climb_ladder(std::vector<Child*>{&child_}, steps_, overall),
+                                   "teardown::Reaper::reap");
     }
     if (child_.status()) return *child_.status();
     // SIGKILL was refused: no status yet; a later reap (or the destructor) tries again.
@@ -282,7 +281,6 @@ class Reaper {
   detail::ReapTurns turns_;
   Child child_;
   detail::Steps steps_;
-  bool own_targets_ = false;
 };
 
 /// Reaps many children in parallel: every rung acts on all of them, then one poll waits for all,
@@ -297,9 +295,8 @@ class Reaper {
 /// waits for it). Destructor: reaps what is left with the group's ladder (default_ladder()).
 class ReapGroup {
  public:
-  /// `close` and the destructor use the default ladder, each child aimed at its own target
-  /// (Child::default_target()).
-  ReapGroup() : ReapGroup(default_ladder()) { close_own_targets_ = true; }
+  /// `close` and the destructor use the default ladder (aimed at each child's tree).
+  ReapGroup() : ReapGroup(default_ladder()) {}
   /// `close` and the destructor use `ladder`.
   template <class... Rungs>
   explicit ReapGroup(const Ladder<Rungs...>& ladder) : close_steps_(detail::lower(ladder)) {}
@@ -333,16 +330,16 @@ class ReapGroup {
   /// thread is reaping, waits for it only until `deadline`, then returns.
   void close(Deadline deadline) {
     detail::ReapTurns::Turn turn(reap_turns_, deadline);
-    if (turn.held()) (void)reap_all_locked(close_steps_, deadline, close_own_targets_);
+    if (turn.held()) (void)reap_all_locked(close_steps_, deadline);
   }
 
  private:
   ReapReport reap_all_steps(const detail::Steps& steps, Deadline overall) {
     detail::ReapTurns::Turn turn(reap_turns_, Deadline::never());
-    return reap_all_locked(steps, overall, false);
+    return reap_all_locked(steps, overall);
   }
 
-  ReapReport reap_all_locked(const detail::Steps& steps, Deadline overall, bool own_targets) {
+  ReapReport reap_all_locked(const detail::Steps& steps, Deadline overall) {
     std::vector<Child> reaping;
     {
       std::lock_guard lock(children_mutex_);
@@ -353,7 +350,7 @@ class ReapGroup {
     pointers.reserve(reaping.size());
     for (auto& child : reaping) pointers.push_back(&child);
     ReapReport report;
-    report.errors = detail::climb_ladder(pointers, steps, overall, own_targets);
+    report.errors = detail::climb_ladder(pointers, steps, overall);
     report.took = Clock::now() - started;
     detail::report_ladder_errors(report.errors, "teardown::ReapGroup::reap_all");
     report.statuses.reserve(reaping.size());
@@ -378,7 +375,6 @@ class ReapGroup {
   detail::ReapTurns reap_turns_;
   std::vector<Child> children_;
   detail::Steps close_steps_;
-  bool close_own_targets_ = false;
 };
 
 }  // namespace teardown

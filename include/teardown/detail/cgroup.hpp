@@ -281,13 +281,11 @@ class CgroupLeaf {
   /// skipped). Returns how many were signalled.
   std::size_t signal_members(int signo, pid_t except = 0) const {
     std::size_t signalled = 0;
-    const std::string expected = leaf_suffix();
     for (const pid_t pid : members()) {
       if (pid == except) continue;
       UniqueFd pidfd(pidfd_open(pid));
       if (pidfd) {
-        const std::string membership = read_text_file("/proc/" + std::to_string(pid) + "/cgroup");
-        if (!membership_ends_with(membership, expected)) continue;
+        if (!holds(pid)) continue;
         if (pidfd_send_signal(pidfd.get(), signo) == 0) ++signalled;
       } else if (errno == ENOSYS) {
         // No pidfds (Linux < 5.3): cgroup.procs was read an instant ago; the best this kernel offers.
@@ -295,6 +293,18 @@ class CgroupLeaf {
       }
     }
     return signalled;
+  }
+
+  /// Whether /proc/<pid>/cgroup names this leaf. A zombie still names the cgroup it died in.
+  [[nodiscard]] bool holds(pid_t pid) const {
+    const std::string membership = read_text_file("/proc/" + std::to_string(pid) + "/cgroup");
+    const auto line = membership.find("0::");
+    if (line == std::string::npos) return false;
+    auto end = membership.find('\n', line);
+    if (end == std::string::npos) end = membership.size();
+    const std::string_view path(membership.data() + line + 3, end - line - 3);
+    const std::string suffix = leaf_suffix();
+    return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
   }
 
   /// SIGKILLs every process in the leaf and everything it forks meanwhile: `cgroup.kill`
@@ -325,14 +335,6 @@ class CgroupLeaf {
   [[nodiscard]] std::string leaf_suffix() const {
     const auto home = path_.rfind("/teardown-");
     return home == std::string::npos ? path_ : path_.substr(home);
-  }
-  static bool membership_ends_with(const std::string& proc_cgroup, const std::string& suffix) {
-    const auto line = proc_cgroup.find("0::");
-    if (line == std::string::npos) return false;
-    auto end = proc_cgroup.find('\n', line);
-    if (end == std::string::npos) end = proc_cgroup.size();
-    const std::string_view path(proc_cgroup.data() + line + 3, end - line - 3);
-    return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
   }
 
   std::string path_;

@@ -116,15 +116,12 @@ class Containment {
   void leader_reaped(pid_t leader) noexcept {
     try {
       if (kind_ == ContainKind::cgroup && leaf_.exists()) {
-        (void)reap_adopted_zombies(leaf_.path());
+        (void)reap_adopted_zombies(leaf_);
       } else if (kind_ == ContainKind::process_group && some_child_is_a_zombie()) {
         const pid_t self = ::getpid();
         for (const auto& process : list_processes()) {
           if (process.state != 'Z' || process.parent != self || process.process_group != leader) continue;
-          if (OwnedChildren::instance().contains(process.pid)) continue;
-          UniqueFd pidfd = verified_pidfd(process);
-          siginfo_t info{};
-          if (pidfd) (void)retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); });
+          if (!OwnedChildren::instance().contains(process.pid)) (void)reap_verified(process);
         }
       }
     } catch (...) {
@@ -136,7 +133,7 @@ class Containment {
   void tidy_up() noexcept {
     try {
       if (kind_ == ContainKind::cgroup && leaf_.exists()) {
-        (void)reap_adopted_zombies(leaf_.path());
+        (void)reap_adopted_zombies(leaf_);
         (void)leaf_.remove();
       }
       known_.clear();
@@ -209,9 +206,7 @@ class Containment {
           process.start_time < leader_start_ || OwnedChildren::instance().contains(process.pid)) {
         continue;
       }
-      UniqueFd pidfd = verified_pidfd(process);
-      siginfo_t info{};
-      if (pidfd) (void)retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); });
+      (void)reap_verified(process);
     }
   }
 

@@ -125,16 +125,8 @@ class LadderClimb {
  public:
   using Step = LadderStep<Target>;
 
-  /// `own_targets`: every Signal and Kill goes to each child's `default_target()` (its
-  /// containment's tree, its group, or itself) instead of the step's target — the default ladder
-  /// of children contained differently.
-  LadderClimb(const std::vector<Child*>& children, const std::vector<Step>& steps, Deadline overall,
-              bool own_targets)
-      : children_(children),
-        steps_(steps),
-        overall_(overall),
-        ended_(children.size()),
-        own_targets_(own_targets) {
+  LadderClimb(const std::vector<Child*>& children, const std::vector<Step>& steps, Deadline overall)
+      : children_(children), steps_(steps), overall_(overall), ended_(children.size()) {
     for (std::size_t k = 0; k < children_.size(); ++k) {
       ended_[k] =
           children_[k]->status().has_value() && (kill_target(k) != Target::tree || children_[k]->tree_gone());
@@ -173,14 +165,10 @@ class LadderClimb {
     errors_.push_back("rung " + std::to_string(rung_index) + what);
   }
 
-  Target target_for(std::size_t k, const Step& step) const {
-    return own_targets_ ? children_[k]->default_target() : step.target;
-  }
-
   // What the Kill rung aims at for child k (the last step is always Kill).
   Target kill_target(std::size_t k) const {
     if (steps_.empty()) return Target::process;
-    const Target target = target_for(k, steps_.back());
+    const Target target = steps_.back().target;
     // Without a containment, a child's tree is the group it leads, if it leads one.
     if (target == Target::tree && children_[k]->default_target() != Target::tree)
       return children_[k]->tree_target();
@@ -245,7 +233,7 @@ class LadderClimb {
     if (step.action == Step::Action::wait) return;
     for (std::size_t k = 0; k < children_.size(); ++k) {
       if (ended_[k]) continue;
-      const Target target = target_for(k, step);
+      const Target target = step.target;
       if (signal_child(k, rung_index, step.signo, target) && step.action == Step::Action::signal) {
         (void)signal_child(k, rung_index, SIGCONT, target);
       }
@@ -361,16 +349,14 @@ class LadderClimb {
   Clock::time_point started_ = Clock::now();
   std::vector<std::string> errors_;
   std::vector<bool> ended_;
-  bool own_targets_ = false;
   bool kill_refused_ = false;  // SIGKILL failed with something other than ESRCH (EPERM)
 };
 
 /// Walks `children` through `steps`; see LadderClimb. Returns what went wrong on the way.
 template <class Child, class Target>
 std::vector<std::string> climb_ladder(const std::vector<Child*>& children,
-                                      const std::vector<LadderStep<Target>>& steps, Deadline overall,
-                                      bool own_targets = false) {
-  return LadderClimb<Child, Target>(children, steps, overall, own_targets).run();
+                                      const std::vector<LadderStep<Target>>& steps, Deadline overall) {
+  return LadderClimb<Child, Target>(children, steps, overall).run();
 }
 
 /// Hands each error of a climb to the error handler, with `context`.

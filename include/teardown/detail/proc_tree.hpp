@@ -192,6 +192,14 @@ inline UniqueFd verified_pidfd(const ProcEntry& member) {
   return pidfd;
 }
 
+/// Reaps `zombie`, a child of ours in the snapshot, through a pidfd verified to be it; true when
+/// it was reaped.
+inline bool reap_verified(const ProcEntry& zombie) {
+  UniqueFd pidfd = verified_pidfd(zombie);
+  siginfo_t info{};
+  return pidfd && retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); }) == 0;
+}
+
 /// Makes this process a child subreaper (once): orphaned descendants are reparented to us, not
 /// to init, so a daemonized grandchild stays within reach. False where the kernel has no such
 /// thing (then only the group is contained).
@@ -255,28 +263,14 @@ inline bool some_child_is_a_zombie() noexcept {
 /// Once a leaf is empty: reaps the members that were reparented to us (we are PID 1 or a
 /// subreaper) and ended as our zombies. A zombie still names its cgroup in /proc/<pid>/cgroup;
 /// each is reaped through its own verified pidfd, never by waitpid(-1).
-inline std::size_t reap_adopted_zombies(const std::string& leaf_path) {
+inline std::size_t reap_adopted_zombies(const CgroupLeaf& leaf) {
   if (!adopts_orphans() || !some_child_is_a_zombie()) return 0;
-  const auto home = leaf_path.rfind("/teardown-");
-  const std::string suffix = home == std::string::npos ? leaf_path : leaf_path.substr(home);
   const pid_t self = ::getpid();
   std::size_t reaped = 0;
   for (const auto& process : list_processes()) {
-    if (process.parent != self || process.state != 'Z') continue;
-    const std::string membership = read_text_file("/proc/" + std::to_string(process.pid) + "/cgroup");
-    const auto line = membership.find("0::");
-    if (line == std::string::npos) continue;
-    auto end = membership.find('\n', line);
-    if (end == std::string::npos) end = membership.size();
-    const std::string path = membership.substr(line + 3, end - line - 3);
-    if (path.size() < suffix.size() ||
-        path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
-      continue;
-    }
-    UniqueFd pidfd = verified_pidfd(process);
-    siginfo_t info{};
-    if (pidfd && retry_eintr([&] { return waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG); }) == 0)
+    if (process.parent == self && process.state == 'Z' && leaf.holds(process.pid) && reap_verified(process)) {
       ++reaped;
+    }
   }
   return reaped;
 }
