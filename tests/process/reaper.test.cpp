@@ -112,6 +112,39 @@ TEST_CASE("Reaper: a SIGSTOPped child is continued after SIGTERM, so its handler
   CHECK(status.took < 10s);
 }
 
+TEST_CASE("ReapGroup: a child that dies at once of SIGTERM is recorded at the Signal rung, not at the first",
+          "[reaper][process]") {
+  // The SIGCONT that follows SIGTERM usually finds such a child already gone, and reaps it on the
+  // way: that reap, too, must carry the rung in force and its time (it once kept rung 0, 0 ms).
+  for (int round = 0; round < 10; ++round) {
+    ReportPipe ready;
+    ReportPipe never_written;
+    auto reading = teardown::spawn(sh("echo ready " + ready.to() + "; read line " + never_written.from()),
+                                   {.inherit_fds = {ready.write_end.get(), never_written.read_end.get()},
+                                    .contain = teardown::Contain::none});
+    REQUIRE(ready.read_line(Deadline::after(20s)) == "ready");
+    auto stopped = teardown::spawn(sh("kill -STOP $$; exec sleep 60"));
+    siginfo_t info{};
+    REQUIRE(teardown::detail::retry_eintr([&] {
+              return ::waitid(P_PID, static_cast<id_t>(stopped.pid()), &info, WSTOPPED | WNOWAIT);
+            }) == 0);
+
+    ReapGroup group;
+    group.add(std::move(reading));
+    group.add(std::move(stopped));
+    const auto report = group.reap_all(teardown::ladder(
+        rung::Wait{50ms}, rung::Signal{SIGTERM, 20s, Target::process}, rung::Kill{Target::process}));
+    REQUIRE(report.statuses.size() == 2);
+    for (const ExitStatus& status : report.statuses) {
+      INFO("round " << round << ": " << status.describe());
+      CHECK(status.kind == ExitStatus::Kind::signaled);
+      CHECK(status.signal == SIGTERM);
+      CHECK(status.rung == 1);
+      CHECK(status.took >= 50ms);
+    }
+  }
+}
+
 TEST_CASE("Reaper: with Target::process_group a grandchild in the child's group dies too",
           "[reaper][process]") {
   ReportPipe report;

@@ -126,8 +126,13 @@ class LadderClimb {
   using Step = LadderStep<Target>;
 
   LadderClimb(const std::vector<Child*>& children, const std::vector<Step>& steps, Deadline overall)
-      : children_(children), steps_(steps), overall_(overall), ended_(children.size()) {
+      : children_(children),
+        steps_(steps),
+        overall_(overall),
+        ended_(children.size()),
+        stamped_(children.size()) {
     for (std::size_t k = 0; k < children_.size(); ++k) {
+      stamped_[k] = children_[k]->status().has_value();  // reaped before this climb: its own stamp
       ended_[k] =
           children_[k]->status().has_value() && (kill_target(k) != Target::tree || children_[k]->tree_gone());
     }
@@ -185,6 +190,9 @@ class LadderClimb {
     if (ended_[k]) return true;
     Child& child = *children_[k];
     if (child.status()) {
+      // Reaped during this climb but not here: a signal found the child already gone (the SIGCONT
+      // after a fatal SIGTERM, say). It ended under the rung in force.
+      stamp(k, rung_index);
       ended_[k] = kill_target(k) != Target::tree || child.tree_gone();
       return ended_[k];
     }
@@ -199,9 +207,16 @@ class LadderClimb {
       }
     }
     if (!child.try_wait()) return false;
-    child.stamp(rung_index, Clock::now() - started_);
+    stamp(k, rung_index);
     ended_[k] = kill_target(k) != Target::tree || child.tree_gone();
     return ended_[k];
+  }
+
+  /// Records, once, the rung under which child k's leader was found reaped and when.
+  void stamp(std::size_t k, std::size_t rung_index) {
+    if (stamped_[k]) return;
+    children_[k]->stamp(rung_index, Clock::now() - started_);
+    stamped_[k] = true;
   }
 
   std::size_t count_alive(std::size_t rung_index) {
@@ -349,6 +364,7 @@ class LadderClimb {
   Clock::time_point started_ = Clock::now();
   std::vector<std::string> errors_;
   std::vector<bool> ended_;
+  std::vector<bool> stamped_;  // the leader's reap is recorded in its status (rung, took)
   bool kill_refused_ = false;  // SIGKILL failed with something other than ESRCH (EPERM)
 };
 
