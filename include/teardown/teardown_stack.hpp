@@ -1295,7 +1295,7 @@ class TeardownStack {
   std::size_t pending_count_ = 0;
   std::array<StageList, stage_count> stages_{};
   Slot* free_ = nullptr;
-  std::array<Slot, detail::inline_step_count> inline_slots_{};
+  std::array<Slot, detail::inline_step_count> inline_slots_;  // default-initialised: no buffer zeroing
   std::vector<std::unique_ptr<Slot[]>> chunks_;  // beyond 8 steps; never reallocated in place
   int uncaught_at_construction_ = 0;             // a destructor run by unwinding is a failure teardown
   bool custom_sink_ = false;                     // a sink of unknown cost: re-read the clock after it
