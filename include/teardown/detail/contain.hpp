@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -133,7 +134,8 @@ class Containment {
   void tidy_up() noexcept {
     try {
       if (kind_ == ContainKind::cgroup && leaf_.exists()) {
-        (void)reap_adopted_zombies(leaf_);
+        // The leaf is empty: a member on its way out becomes our zombie within microseconds.
+        (void)reap_adopted_zombies(leaf_, std::chrono::seconds(1));
         (void)leaf_.remove();
       }
       known_.clear();

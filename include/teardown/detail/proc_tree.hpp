@@ -24,11 +24,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "../unique_resource.hpp"
@@ -260,19 +262,36 @@ inline bool some_child_is_a_zombie() noexcept {
   return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
 }
 
-/// Once a leaf is empty: reaps the members that were reparented to us (we are PID 1 or a
-/// subreaper) and ended as our zombies. A zombie still names its cgroup in /proc/<pid>/cgroup;
-/// each is reaped through its own verified pidfd, never by waitpid(-1).
-inline std::size_t reap_adopted_zombies(const CgroupLeaf& leaf) {
-  if (!adopts_orphans() || !some_child_is_a_zombie()) return 0;
+/// Reaps the members of `leaf` that were reparented to us (we are PID 1 or a subreaper) and
+/// ended as our zombies, each through its own verified pidfd, never by waitpid(-1). A zombie
+/// still names its cgroup in /proc/<pid>/cgroup.
+///
+/// `settle`, once the leaf is empty: the kernel takes a process out of its cgroup (`populated 0`)
+/// an instant before it becomes a zombie and hands its children to us, so a member found still on
+/// its way out is waited for, up to `settle`. Zero (the leaf may still have live members): only
+/// the zombies already there.
+inline std::size_t reap_adopted_zombies(const CgroupLeaf& leaf, Clock::duration settle = {}) {
+  if (!adopts_orphans()) return 0;
+  if (settle == Clock::duration::zero() && !some_child_is_a_zombie()) return 0;
   const pid_t self = ::getpid();
+  const auto give_up = Clock::now() + settle;
+  auto backoff = std::chrono::microseconds(50);
   std::size_t reaped = 0;
-  for (const auto& process : list_processes()) {
-    if (process.parent == self && process.state == 'Z' && leaf.holds(process.pid) && reap_verified(process)) {
-      ++reaped;
+  for (;;) {
+    bool exiting = false;
+    for (const auto& process : list_processes()) {
+      if (process.parent != self || OwnedChildren::instance().contains(process.pid)) continue;
+      if (!leaf.holds(process.pid)) continue;
+      if (process.state == 'Z') {
+        reaped += reap_verified(process) ? 1 : 0;
+      } else {
+        exiting = true;  // out of the (empty) leaf, not yet a zombie
+      }
     }
+    if (!exiting || Clock::now() >= give_up) return reaped;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::microseconds(5'000));
   }
-  return reaped;
 }
 
 }  // namespace teardown::detail
