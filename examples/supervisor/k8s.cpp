@@ -279,7 +279,11 @@ int run_k8s(const std::vector<std::string_view>& args, const std::string& self) 
     }
   }
   if (options.grace <= options.linger) return pod_usage("--grace must be longer than --linger");
-  return run_pod(options, self);
+  const int status = run_pod(options, self);
+  // The default journal is this run's scratch file (an explicit --journal is kept).
+  if (options.journal_path == stem + ".journal" && ::unlink(options.journal_path.c_str()) == 0)
+    say("journal " + options.journal_path + " removed (pass --journal PATH to keep it)");
+  return status;
 }
 
 }  // namespace supervisor_demo

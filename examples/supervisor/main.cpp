@@ -1,6 +1,6 @@
 // supervisor — every teardown component in one small program, with a readable teardown report.
 //
-//   supervisor [--run-for 2s] [--journal PATH] [--kill-self]
+//   supervisor [--run-for 2s] [--journal PATH] [--kill-self]     (--help lists every option)
 //
 // The supervisor installs ShutdownSignals, starts three workers (this same binary, re-executed
 // with --worker) through teardown::spawn with a lifeline — the second one ignores SIGTERM — and
@@ -393,9 +393,32 @@ int run_supervisor(const Options& options, const std::string& self) {
   return report.ok() ? 0 : 1;
 }
 
+constexpr const char* usage_text =
+    "usage: supervisor [--run-for DURATION] [--journal PATH] [--kill-self]\n"
+    "       supervisor --k8s [--grace DURATION] [--linger DURATION] [--run-for DURATION]\n"
+    "                        [--journal PATH] [--ready-file PATH]\n"
+    "       supervisor --help\n"
+    "\n"
+    "Every teardown component in one program: three workers and a plain daemonizing binary,\n"
+    "simulated requests in a DrainGroup, a journal file; on SIGTERM/SIGINT, or after --run-for,\n"
+    "one TeardownStack closes drain requests -> reap workers -> close storage, and reports it.\n"
+    "\n"
+    "  --run-for DURATION  shut down after this long without a signal (default 2s; 500ms, 1.5s)\n"
+    "  --journal PATH      the journal the requests write to, kept after the run (default:\n"
+    "                      /tmp/teardown-supervisor-<pid>.journal, removed after a normal run)\n"
+    "  --kill-self         SIGKILL the supervisor halfway through --run-for instead: no teardown\n"
+    "                      runs, each worker notices through its ParentWatch and exits\n"
+    "  --k8s               Kubernetes' budget instead: not ready, linger, then the same stack\n"
+    "    --grace DURATION    terminationGracePeriodSeconds (default 4s)\n"
+    "    --linger DURATION   the endpoint-propagation delay, shorter than --grace (default 500ms)\n"
+    "    --ready-file PATH   exists while the pod is ready (default under /tmp, removed at the end)\n"
+    "  --help              this text\n"
+    "\n"
+    "Exit status: 0 when every step of the teardown succeeded, 1 otherwise, 2 for bad arguments.\n";
+
+/// The usage text on stderr after what was wrong with the arguments; exit status 2.
 int usage(const char* argv0, const std::string& problem) {
-  std::fprintf(stderr, "%s: %s\nusage: %s [--run-for 2s] [--journal PATH] [--kill-self]\n", argv0,
-               problem.c_str(), argv0);
+  std::fprintf(stderr, "%s: %s\n%s", argv0, problem.c_str(), usage_text);
   return 2;
 }
 
@@ -412,9 +435,18 @@ int main(int argc, char** argv) {
       return run_worker(std::atoi(argv[2]), std::atoi(argv[3]),
                         args.size() > 3 && args[3] == "--ignore-term");
     }
+    for (const std::string_view arg : args) {
+      if (arg == "--help" || arg == "-h") {  // in either mode
+        std::fputs(usage_text, stdout);
+        return 0;
+      }
+    }
     if (!args.empty() && args[0] == "--k8s") return run_k8s(args, self_path(argv[0]));
     Options options;
-    options.journal_path = "/tmp/teardown-supervisor-" + std::to_string(::getpid()) + ".journal";
+    // The default journal is this run's scratch file: removed after a normal run (an explicit
+    // --journal is the caller's, and kept). A run ended by SIGKILL (--kill-self) leaves it.
+    const std::string default_journal = "/tmp/teardown-supervisor-" + std::to_string(::getpid()) + ".journal";
+    options.journal_path = default_journal;
     for (std::size_t i = 0; i < args.size(); ++i) {
       if (args[i] == "--kill-self") {
         options.kill_self = true;
@@ -428,7 +460,10 @@ int main(int argc, char** argv) {
         return usage(argv[0], "unknown argument '" + std::string(args[i]) + "'");
       }
     }
-    return run_supervisor(options, self_path(argv[0]));
+    const int status = run_supervisor(options, self_path(argv[0]));
+    if (options.journal_path == default_journal && ::unlink(default_journal.c_str()) == 0)
+      say("journal " + default_journal + " removed (pass --journal PATH to keep it)");
+    return status;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "supervisor: %s\n", error.what());
     return 1;

@@ -39,10 +39,12 @@ using teardown::UniqueFd;
 
 namespace {
 
-/// The demo, started with its stdout on a pipe this test reads line by line.
+/// The demo, started with its stdout (or `captured`, say STDERR_FILENO) on a pipe this test reads
+/// line by line.
 class Demo {
  public:
-  explicit Demo(std::vector<std::string> args, std::vector<std::string> extra_environment = {}) {
+  explicit Demo(std::vector<std::string> args, std::vector<std::string> extra_environment = {},
+                int captured = STDOUT_FILENO) {
     int ends[2];
     REQUIRE(::pipe2(ends, O_CLOEXEC) == 0);
     UniqueFd read_end{ends[0]};
@@ -70,7 +72,7 @@ class Demo {
     envp.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);  // dup2 clears CLOEXEC
+    posix_spawn_file_actions_adddup2(&actions, write_end.get(), captured);  // dup2 clears CLOEXEC
     const int error = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (error != 0) throw std::system_error(error, std::generic_category(), "posix_spawn of the demo");
@@ -214,13 +216,27 @@ TEST_CASE("Supervisor demo: a normal run reports every stage in plan order and e
   CHECK(reap < storage);
   CHECK(output.find("teardown complete") != std::string::npos);
   CHECK(output.find("abandoned ids: r-3") != std::string::npos);
-  CHECK(std::regex_search(output, std::regex("worker 1: pid [0-9]+ exited with code 0 at rung 0")));
+  // Each worker's status is reported, and how it ended is what it can be: worker 2 ignores
+  // SIGTERM, so only the Kill rung ends it; the others end at the SIGTERM rung, or, on a machine
+  // too loaded for them to exit within the demo's 500 ms grace, at the Kill rung. Which one is a
+  // matter of scheduling, not of the demo's correctness, so either is accepted.
+  const std::string by_either_rung = "(exited with code 0 at rung 0|was killed by SIGKILL at rung 1)";
+  CHECK(std::regex_search(output, std::regex("worker 1: pid [0-9]+ " + by_either_rung)));
   CHECK(std::regex_search(output, std::regex("worker 2: pid [0-9]+ was killed by SIGKILL at rung 1")));
-  CHECK(std::regex_search(output, std::regex("worker 3: pid [0-9]+ exited with code 0 at rung 0")));
-  // The plain binary's tree, its setsid daemon included, ended at the SIGTERM rung.
+  CHECK(std::regex_search(output, std::regex("worker 3: pid [0-9]+ " + by_either_rung)));
+  // The plain binary's tree, its setsid daemon included, ended by the ladder.
   CHECK(std::regex_search(
-      output,
-      std::regex(R"(worker 4 \(plain, and its daemon\): pid [0-9]+ was killed by SIGTERM at rung 0)")));
+      output, std::regex(R"(worker 4 \(plain, and its daemon\): pid [0-9]+ )"
+                         R"((was killed by SIGTERM at rung 0|was killed by SIGKILL at rung 1))")));
+  // Every worker is gone (reaped: not even a zombie is left).
+  const std::regex started("worker ([0-9]+): started, pid ([0-9]+)");
+  std::size_t workers_seen = 0;
+  for (auto match = std::sregex_iterator(output.begin(), output.end(), started);
+       match != std::sregex_iterator(); ++match, ++workers_seen) {
+    INFO("worker " << (*match)[1]);
+    CHECK_FALSE(std::filesystem::exists("/proc/" + (*match)[2].str()));
+  }
+  CHECK(workers_seen == 3);
   std::smatch daemon;
   REQUIRE(std::regex_search(output, daemon, std::regex("its setsid daemon: pid ([0-9]+)")));
   CHECK_FALSE(is_running(static_cast<pid_t>(std::stoi(daemon[1]))));
@@ -230,6 +246,56 @@ TEST_CASE("Supervisor demo: a normal run reports every stage in plan order and e
   CHECK(std::filesystem::file_size(journal, error) > 0);
   CHECK_FALSE(error);
   std::filesystem::remove(journal, error);
+}
+
+TEST_CASE("Supervisor demo: a normal run removes its default journal, and says so", "[supervisor][process]") {
+  Demo demo({"--run-for", "300ms"});
+  demo.read_to_end(Deadline::after(60s));
+  const int status = demo.wait();
+  const std::string& output = demo.all_output();
+  INFO(output);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  const std::string journal = "/tmp/teardown-supervisor-" + std::to_string(demo.pid()) + ".journal";
+  CHECK(output.find("storage: journal " + journal + "\n") != std::string::npos);  // it was there
+  CHECK(output.find("journal " + journal + " removed") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(journal));
+}
+
+TEST_CASE("Supervisor demo: --help prints the usage with every option on stdout and exits 0",
+          "[supervisor][process]") {
+  Demo demo({"--help"});
+  demo.read_to_end(Deadline::after(30s));
+  const int status = demo.wait();
+  const std::string& output = demo.all_output();
+  INFO(output);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(output.rfind("usage: supervisor ", 0) == 0);
+  for (const char* option :
+       {"--run-for", "--journal", "--kill-self", "--k8s", "--grace", "--linger", "--ready-file", "--help"}) {
+    INFO(option);
+    CHECK(output.find(std::string("  ") + option + " ") != std::string::npos);  // each explained
+  }
+}
+
+TEST_CASE("Supervisor demo: an unknown option prints the usage on stderr, nothing on stdout, and exits 2",
+          "[supervisor][process]") {
+  Demo errors({"--no-such-option"}, {}, STDERR_FILENO);
+  errors.read_to_end(Deadline::after(30s));
+  const int status = errors.wait();
+  INFO(errors.all_output());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 2);
+  CHECK(errors.all_output().find("unknown argument '--no-such-option'") != std::string::npos);
+  CHECK(errors.all_output().find("usage: supervisor ") != std::string::npos);
+
+  Demo output({"--no-such-option"});
+  output.read_to_end(Deadline::after(30s));
+  const int output_status = output.wait();
+  REQUIRE(WIFEXITED(output_status));
+  CHECK(WEXITSTATUS(output_status) == 2);
+  CHECK(output.all_output().empty());
 }
 
 TEST_CASE("Supervisor demo: after --kill-self every worker exits on its own within a second",
