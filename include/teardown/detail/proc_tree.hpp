@@ -31,8 +31,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../unique_resource.hpp"
 #include "cgroup.hpp"
+#include "fd.hpp"
 #include "process.hpp"
 
 namespace teardown::detail {
