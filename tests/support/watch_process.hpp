@@ -6,6 +6,7 @@
 
 #include <teardown/core.hpp>
 #include <teardown/detail/fd.hpp>
+#include <teardown/detail/pidfd.hpp>
 #include <teardown/unique_resource.hpp>
 
 #include <chrono>

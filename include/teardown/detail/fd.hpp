@@ -121,11 +121,11 @@ inline Pipe make_pipe(std::string_view purpose) {
 #else
   // No pipe2 (macOS, older POSIX): the window before FD_CLOEXEC is the best the platform offers.
   if (::pipe(ends) != 0) throw_errno(errno, "pipe() for " + std::string(purpose));
-  Pipe pipe{UniqueFd(ends[0]), UniqueFd(ends[1])};
+  Pipe made{UniqueFd(ends[0]), UniqueFd(ends[1])};
   if (!set_cloexec(ends[0]) || !set_cloexec(ends[1])) {
     throw_errno(errno, "fcntl(FD_CLOEXEC) for " + std::string(purpose));
   }
-  return pipe;
+  return made;
 #endif
 }
 
