@@ -38,7 +38,7 @@ extern char** environ;
 
 namespace {
 
-namespace sys = teardown::detail::watch_sys;
+namespace sys = teardown::detail;
 
 long long now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(teardown::Clock::now().time_since_epoch())

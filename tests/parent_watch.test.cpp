@@ -22,7 +22,7 @@ using teardown::Deadline;
 using teardown::Detect;
 using teardown::ParentWatch;
 using teardown::ParentWatchOptions;
-namespace sys = teardown::detail::watch_sys;
+namespace sys = teardown::detail;
 
 /// Options whose firing is harmless: counts the action, never hard-exits.
 ParentWatchOptions counting(std::atomic<int>& fired, Detect detect) {

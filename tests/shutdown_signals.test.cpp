@@ -45,12 +45,12 @@ TEST_CASE("ShutdownSignals: fd() becomes readable after the first signal and sta
           "[shutdown_signals]") {
   ShutdownSignals signals({SIGUSR1}, SecondSignal::ignore);
   REQUIRE(signals.fd() >= 0);
-  CHECK_FALSE(teardown::detail::watch_sys::readable_now(signals.fd()));
+  CHECK_FALSE(teardown::detail::readable_now(signals.fd()));
   CHECK_FALSE(signals.wait_until(Deadline::after(0ms)));
   REQUIRE(::kill(::getpid(), SIGUSR1) == 0);
-  REQUIRE(teardown::detail::watch_sys::wait_readable(signals.fd(), Deadline::after(10s)));
+  REQUIRE(teardown::detail::wait_readable(signals.fd(), Deadline::after(10s)));
   CHECK(signals.token().stop_requested());  // readable only once the stop was requested
-  CHECK(teardown::detail::watch_sys::readable_now(signals.fd()));
+  CHECK(teardown::detail::readable_now(signals.fd()));
 }
 
 TEST_CASE("ShutdownSignals: with SecondSignal::ignore a second signal changes nothing",

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <teardown/core.hpp>
-#include <teardown/detail/process.hpp>
+#include <teardown/detail/fd.hpp>
 
 #include <poll.h>
 #include <unistd.h>

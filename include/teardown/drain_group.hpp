@@ -541,7 +541,7 @@ class Ticket {
 };
 
 /// Admits work, and at shutdown closes admission, requests stop, waits for the work within one
-/// deadline and reports every item's fate (seed 003: drain the runs, *then* close the pool).
+/// deadline and reports every item's fate (drain the runs, *then* close the pool they use).
 ///
 ///   teardown::DrainGroup runs;
 ///   if (!runs.spawn(id, [](std::stop_token stop) { ... })) reject("shutting down");
@@ -766,7 +766,7 @@ class DrainGroup {
         ticket.finish(std::invoke(work, ticket.stop_token()));
       } else {
         std::invoke(work, ticket.stop_token());
-        ticket.finish(Outcome::completed);  // it returned: it finished (seed 003's status rule)
+        ticket.finish(Outcome::completed);  // it returned: it finished, whatever stop was requested
       }
     } catch (const Cancelled&) {
       ticket.finish(Outcome::cancelled);  // the work acknowledged the stop

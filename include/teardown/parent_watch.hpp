@@ -1,5 +1,5 @@
 // teardown/parent_watch.hpp — a child process notices its parent's death in milliseconds, runs
-// its graceful shutdown once, and hard-exits if that hangs (seeds 001 and 002).
+// its graceful shutdown once, and hard-exits if that hangs.
 //
 //   int main() {
 //     teardown::ShutdownSignals signals;                        // SIGTERM -> stop token
@@ -38,7 +38,11 @@
 
 #include "core.hpp"
 #include "detail/env_parse.hpp"
-#include "detail/parent_watch_sys.hpp"
+#include "detail/fd.hpp"
+#include "detail/lifeline.hpp"
+#include "detail/pidfd.hpp"
+#include "detail/process.hpp"
+#include "detail/signals.hpp"
 #include "detail/wait.hpp"
 #include "unique_resource.hpp"
 
@@ -76,8 +80,8 @@ constexpr std::string_view to_string(Detect detect) noexcept {
 
 /// The default parent-death action: sends SIGTERM to this whole process (not just the calling
 /// thread), so the application's own SIGTERM handling — a ShutdownSignals, say — runs exactly as
-/// it would for a supervisor's SIGTERM (seed 001: one shutdown path, not two).
-inline void raise_sigterm() noexcept { (void)::kill(::getpid(), SIGTERM); }
+/// it would for a supervisor's SIGTERM: one shutdown path, not two.
+inline void raise_sigterm() noexcept { detail::signal_this_process(SIGTERM); }
 
 struct ParentWatchOptions {
   /// Called once, on a library thread, when the parent died. Anything it throws goes to the
@@ -112,7 +116,7 @@ struct ParentWatchOptions {
 class ParentWatch {
  public:
   /// The environment variable through which a spawning parent passes the lifeline's read end.
-  static constexpr const char* lifeline_env = "TEARDOWN_LIFELINE_FD";
+  static constexpr const char* lifeline_env = detail::lifeline_variable;
 
   explicit ParentWatch(ParentWatchOptions options = {}) : state_(std::make_shared<State>()) {
     State& state = *state_;
@@ -124,14 +128,14 @@ class ParentWatch {
     if (options.poll_interval <= Clock::duration::zero()) {
       throw std::invalid_argument("ParentWatch: poll_interval must be positive");
     }
-    state.expected_ppid = options.expected_ppid > 0 ? options.expected_ppid : ::getppid();
+    state.expected_ppid = options.expected_ppid > 0 ? options.expected_ppid : detail::parent_pid();
     state.options = std::move(options);
     choose_mechanism(state);
     expected_ppid_ = state.expected_ppid;
     mechanism_ = state.mechanism;
     grace_ = state.options.grace;
     try {
-      watcher_ = detail::watch_sys::start_thread_with_signals_blocked([state = state_] { watch(*state); });
+      watcher_ = detail::start_thread_with_signals_blocked([state = state_] { watch(*state); });
     } catch (...) {
       if (state.mechanism == Detect::pdeathsig) release_pdeathsig(state);
       throw;
@@ -240,8 +244,7 @@ class ParentWatch {
     if (!state_) return;
     std::shared_ptr<State> state = std::move(state_);
     alive_at_close_ = state_alive(*state);
-    const char byte = 's';
-    (void)detail::retry_eintr([&] { return ::write(state->wake.write_end.get(), &byte, 1); });
+    (void)detail::write_byte(state->wake.write_end.get(), 's');
     if (watcher_.joinable()) {
       if (watcher_.get_id() == std::this_thread::get_id()) {
         watcher_.detach();  // close() from inside on_parent_death: the thread ends by itself
@@ -265,8 +268,8 @@ class ParentWatch {
     pid_t expected_ppid = 0;
     bool gone_at_start = false;  // the mechanism itself said so while being set up
     UniqueFd death_fd;           // lifeline / pidfd / kqueue / pdeathsig pipe; none for poll
-    detail::watch_sys::Pipe wake = detail::watch_sys::make_pipe("ParentWatch's stop pipe");
-    detail::watch_sys::Pipe fired = detail::watch_sys::make_pipe("ParentWatch::fd()");
+    detail::Pipe wake = detail::make_pipe("ParentWatch's stop pipe");
+    detail::Pipe fired = detail::make_pipe("ParentWatch::fd()");
     std::atomic<bool> has_fired{false};
     std::mutex mutex;
     std::condition_variable finished_cv;
@@ -302,12 +305,11 @@ class ParentWatch {
     }
   }
 
-  /// The lifeline protocol, child side: validate TEARDOWN_LIFELINE_FD, own the fd, make it
-  /// close-on-exec again and unset the variable so our own children neither inherit nor misread
-  /// it. An invalid value is reported and the next mechanism is used.
+  /// The lifeline protocol, child side (detail/lifeline.hpp): the variable is taken out of the
+  /// environment and its fd owned. An invalid value is reported and the next mechanism is used.
   static bool take_lifeline(State& state, bool explicitly_requested) {
-    const char* value = std::getenv(lifeline_env);
-    if (value == nullptr) {
+    detail::InheritedLifeline lifeline = detail::take_inherited_lifeline();
+    if (lifeline.kind == detail::InheritedLifeline::Kind::unset) {
       if (explicitly_requested) {
         report_error(std::make_exception_ptr(std::runtime_error(
                          std::string("Detect::lifeline was requested but ") + lifeline_env +
@@ -317,22 +319,15 @@ class ParentWatch {
       }
       return false;
     }
-    const std::string text = value;
-    ::unsetenv(lifeline_env);
-    int fd = -1;
-    bool number = !text.empty() && text.size() <= 9;
-    for (char c : text) number = number && c >= '0' && c <= '9';
-    if (number) fd = std::stoi(text);
-    if (!number || fd < 3 || !detail::watch_sys::is_pipe_read_end(fd)) {
+    if (lifeline.kind == detail::InheritedLifeline::Kind::invalid) {
       report_error(std::make_exception_ptr(std::runtime_error(
-                       std::string(lifeline_env) + "='" + text +
+                       std::string(lifeline_env) + "='" + lifeline.value +
                        "' is not the read end of an inherited pipe (a decimal fd >= 3); falling back to the "
                        "next mechanism")),
                    "ParentWatch");
       return false;
     }
-    state.death_fd.reset(fd);
-    detail::watch_sys::set_cloexec(fd);
+    state.death_fd = std::move(lifeline.read_end);
     state.mechanism = Detect::lifeline;
     return true;
   }
@@ -351,24 +346,23 @@ class ParentWatch {
     const int fd = detail::pidfd_open(state.expected_ppid);
     if (adopt_process_fd(state, fd, Detect::pidfd)) return true;
     if (required) {
-      detail::watch_sys::throw_errno(errno, "ParentWatch: Detect::pidfd: pidfd_open(" +
-                                                std::to_string(state.expected_ppid) +
-                                                ") failed (needs Linux >= 5.3)");
+      detail::throw_errno(errno, "ParentWatch: Detect::pidfd: pidfd_open(" +
+                                     std::to_string(state.expected_ppid) + ") failed (needs Linux >= 5.3)");
     }
     return false;
   }
 
   static bool open_kqueue(State& state, bool required) {
-#if defined(TEARDOWN_WATCH_HAVE_KQUEUE)
-    const int fd = detail::watch_sys::kqueue_watch_exit(state.expected_ppid);
+#if defined(TEARDOWN_DETAIL_HAVE_KQUEUE)
+    const int fd = detail::kqueue_watch_exit(state.expected_ppid);
     if (adopt_process_fd(state, fd, Detect::kqueue)) return true;
     if (required) {
-      detail::watch_sys::throw_errno(errno, "ParentWatch: Detect::kqueue: EVFILT_PROC on pid " +
-                                                std::to_string(state.expected_ppid) + " failed");
+      detail::throw_errno(errno, "ParentWatch: Detect::kqueue: EVFILT_PROC on pid " +
+                                     std::to_string(state.expected_ppid) + " failed");
     }
     return false;
 #else
-    if (required) detail::watch_sys::throw_errno(ENOSYS, "ParentWatch: Detect::kqueue needs BSD or macOS");
+    if (required) detail::throw_errno(ENOSYS, "ParentWatch: Detect::kqueue needs BSD or macOS");
     (void)state;
     return false;
 #endif
@@ -383,8 +377,8 @@ class ParentWatch {
     return SIGUSR2;
 #endif
   }
-  static detail::watch_sys::SignalPipeSlot& pdeathsig_slot() noexcept {
-    static constinit detail::watch_sys::SignalPipeSlot slot;
+  static detail::SignalPipeSlot& pdeathsig_slot() noexcept {
+    static constinit detail::SignalPipeSlot slot;
     return slot;
   }
   static void on_pdeathsig(int) noexcept {
@@ -403,15 +397,14 @@ class ParentWatch {
       throw std::logic_error("ParentWatch: Detect::pdeathsig is already used by another live ParentWatch");
     }
     try {
-      auto pipe = detail::watch_sys::make_pipe("ParentWatch's PR_SET_PDEATHSIG pipe");
-      detail::watch_sys::set_nonblocking(pipe.write_end.get());
-      struct sigaction action {};
-      action.sa_handler = &on_pdeathsig;
-      sigemptyset(&action.sa_mask);
-      action.sa_flags = SA_RESTART;
+      auto pipe = detail::make_pipe("ParentWatch's PR_SET_PDEATHSIG pipe");
+      detail::set_nonblocking(pipe.write_end.get());
+      sigset_t nothing_blocked;
+      sigemptyset(&nothing_blocked);
       pdeathsig_slot().connect(pipe.write_end.release());  // closed by release_pdeathsig
-      if (::sigaction(pdeathsig_signal(), &action, &state.previous_pdeathsig_action) != 0) {
-        detail::watch_sys::throw_errno(errno, "ParentWatch: sigaction for PR_SET_PDEATHSIG");
+      if (detail::install_handler(pdeathsig_signal(), &on_pdeathsig, nothing_blocked,
+                                  state.previous_pdeathsig_action) != 0) {
+        detail::throw_errno(errno, "ParentWatch: sigaction for PR_SET_PDEATHSIG");
       }
       state.mechanism = Detect::pdeathsig;
       state.death_fd = std::move(pipe.read_end);
@@ -423,17 +416,17 @@ class ParentWatch {
     }
 #else
     (void)state;
-    detail::watch_sys::throw_errno(ENOSYS, "ParentWatch: Detect::pdeathsig needs Linux");
+    detail::throw_errno(ENOSYS, "ParentWatch: Detect::pdeathsig needs Linux");
 #endif
   }
 
   static void release_pdeathsig(State& state) noexcept {
 #if defined(__linux__)
     if (state.mechanism == Detect::pdeathsig)
-      ::sigaction(pdeathsig_signal(), &state.previous_pdeathsig_action, nullptr);
+      detail::restore_handler(pdeathsig_signal(), state.previous_pdeathsig_action);
     const int write_fd = pdeathsig_slot().write_fd.load();
     pdeathsig_slot().disconnect();
-    if (write_fd >= 0) ::close(write_fd);
+    detail::close_fd(write_fd);
     pdeathsig_taken().store(false);
 #else
     (void)state;
@@ -445,23 +438,21 @@ class ParentWatch {
   static bool state_alive(const State& state) {
     if (state.has_fired.load() || state.gone_at_start) return false;
     switch (state.mechanism) {
-      case Detect::lifeline: {
-        pollfd entry{state.death_fd.get(), POLLIN, 0};
-        if (detail::retry_eintr([&] { return ::poll(&entry, 1, 0); }) <= 0) return true;
-        return (entry.revents & (POLLHUP | POLLERR | POLLNVAL)) == 0;
-      }
+      case Detect::lifeline:
+        return !detail::hung_up_now(state.death_fd.get());
       case Detect::pidfd:
       case Detect::kqueue:
-        return !detail::watch_sys::readable_now(state.death_fd.get()) && ::getppid() == state.expected_ppid;
+        return !detail::readable_now(state.death_fd.get()) && detail::parent_pid() == state.expected_ppid;
       default:
-        return ::getppid() == state.expected_ppid;
+        return detail::parent_pid() == state.expected_ppid;
     }
   }
 
   /// True when the parent died, false when close() asked the watcher to stop.
   static bool wait_for_death(State& state) {
     // Never compare with 1: a subreaper, not init, may adopt us. Compare with who we expect.
-    if (state.gone_at_start || (state.mechanism != Detect::lifeline && ::getppid() != state.expected_ppid)) {
+    if (state.gone_at_start ||
+        (state.mechanism != Detect::lifeline && detail::parent_pid() != state.expected_ppid)) {
       return true;
     }
     pollfd fds[2] = {{state.wake.read_end.get(), POLLIN, 0}, {state.death_fd.get(), POLLIN, 0}};
@@ -471,22 +462,21 @@ class ParentWatch {
                       1, std::chrono::ceil<std::chrono::milliseconds>(state.options.poll_interval).count()))
                 : -1;
     for (;;) {
-      const int ready = ::poll(fds, polling ? 1 : 2, timeout_ms);
+      const int ready = detail::poll_retrying(fds, polling ? 1 : 2, timeout_ms);
       if (ready < 0) {
-        if (errno == EINTR) continue;
         report_error(std::make_exception_ptr(std::system_error(errno, std::generic_category(), "poll()")),
                      "ParentWatch: the watcher thread stopped watching");
         return false;
       }
       if (fds[0].revents != 0) return false;
       if (polling) {
-        if (::getppid() != state.expected_ppid) return true;
+        if (detail::parent_pid() != state.expected_ppid) return true;
         continue;
       }
       if (fds[1].revents == 0) continue;
       if (state.mechanism != Detect::lifeline) return true;
       char buffer[64];  // the protocol never writes; bytes someone wrote anyway are ignored
-      const auto got = ::read(state.death_fd.get(), buffer, sizeof buffer);
+      const auto got = detail::read_some(state.death_fd.get(), buffer, sizeof buffer);
       if (got == 0) return true;
       if (got < 0 && errno != EINTR && errno != EAGAIN) {
         report_error(std::make_exception_ptr(std::system_error(errno, std::generic_category(), "read()")),
@@ -503,14 +493,14 @@ class ParentWatch {
     if (!hard_exit.is_never()) {
       const int code = state.options.exit_code;
       try {  // armed before the action runs, so an action that never returns is still bounded
-        detail::watch_sys::start_thread_with_signals_blocked([hard_exit, code] {
+        detail::start_thread_with_signals_blocked([hard_exit, code] {
           std::this_thread::sleep_until(hard_exit.time_point());
-          ::_exit(code);
+          detail::exit_now(code);
         }).detach();
       } catch (...) {
         report_error(std::current_exception(),
                      "ParentWatch: could not start the hard-exit timer; exiting now");
-        ::_exit(code);
+        detail::exit_now(code);
       }
     }
     if (state.options.on_parent_death) {
@@ -529,7 +519,7 @@ class ParentWatch {
   /// watcher thread sets it when it starts and clears it before it stops watching.
   static void set_pdeathsig_on_this_thread([[maybe_unused]] int signo) noexcept {
 #if defined(__linux__)
-    if (::prctl(PR_SET_PDEATHSIG, signo) != 0 && signo != 0) {
+    if (detail::set_parent_death_signal(signo) != 0 && signo != 0) {
       report_error(std::make_exception_ptr(
                        std::system_error(errno, std::generic_category(), "prctl(PR_SET_PDEATHSIG)")),
                    "ParentWatch: Detect::pdeathsig cannot be armed; only close() ends this watch");
@@ -555,8 +545,7 @@ class ParentWatch {
       // Live on until close(), like the object that owns this thread: the process typically
       // ends by _exit (the hard exit, a second signal) and must not find it finished-unjoined.
       pollfd wake{state.wake.read_end.get(), POLLIN, 0};
-      while (::poll(&wake, 1, -1) < 0 && errno == EINTR) {
-      }
+      (void)detail::poll_retrying(&wake, 1, -1);
     }
     {
       std::lock_guard lock(state.mutex);

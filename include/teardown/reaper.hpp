@@ -169,7 +169,7 @@ inline LadderStep<Target> lower(const rung::Request& request) {
 inline LadderStep<Target> lower(const rung::Signal& signal) {
   return LadderStep<Target>::signal(signal.signo, signal.grace, signal.target);
 }
-inline LadderStep<Target> lower(const rung::Kill& kill) { return LadderStep<Target>::kill(kill.target); }
+inline LadderStep<Target> lower(const rung::Kill& kill) { return LadderStep<Target>::sigkill(kill.target); }
 
 /// The ladder as the engine's steps.
 template <class... Rungs>

@@ -1,12 +1,12 @@
 // teardown/scope_guard.hpp — run an action when a scope ends: always, only on failure, only on
 // success, or only while a condition holds.
 //
-//   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-//   auto close_fd = teardown::scope_exit([&] { ::close(fd); });
-//   auto rollback = teardown::scope_fail([&] { ::unlink(tmp_path); });   // only if we throw
+//   int fd = open(path, O_RDONLY | O_CLOEXEC);
+//   auto close_fd = teardown::scope_exit([&] { close(fd); });
+//   auto rollback = teardown::scope_fail([&] { unlink(tmp_path); });     // only if we throw
 //   auto commit   = teardown::scope_success([&] { log("done"); });        // only if we don't
 //   auto undo     = teardown::scope_exit(revert, teardown::check_error_code(ec));  // only if ec is set
-//   TEARDOWN_DEFER { ::close(other_fd); };                                // unnamed, one per line
+//   TEARDOWN_DEFER { close(other_fd); };                                  // unnamed, one per line
 //
 // Guarantees: no allocation, no locks, no virtual calls; `sizeof` is the callable plus one
 // byte (rounded to its alignment), plus one `int` for the failure/success variants. The callable

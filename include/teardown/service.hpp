@@ -35,6 +35,7 @@
 
 #include "core.hpp"
 #include "detail/notify_socket.hpp"
+#include "detail/process.hpp"
 #include "teardown_stack.hpp"
 #include "unique_resource.hpp"
 
@@ -97,7 +98,7 @@ class ServiceNotifier {
     if (!state_) return;
     detail::notify::Message message;
     message.add("READY", "1");
-    const pid_t self = ::getpid();
+    const pid_t self = detail::current_pid();
     if (self != state_->created_by) message.add("MAINPID", static_cast<std::uint64_t>(self));
     send(message);
   }
@@ -137,7 +138,7 @@ class ServiceNotifier {
   /// this process.
   [[nodiscard]] std::optional<Clock::duration> watchdog_interval() const noexcept {
     if (!state_ || state_->watchdog == Clock::duration::zero()) return std::nullopt;
-    if (state_->watchdog_pid != 0 && state_->watchdog_pid != ::getpid()) return std::nullopt;
+    if (state_->watchdog_pid != 0 && state_->watchdog_pid != detail::current_pid()) return std::nullopt;
     return state_->watchdog;
   }
 
@@ -192,7 +193,7 @@ class ServiceNotifier {
       throw std::system_error(errno, std::generic_category(),
                               "a socket for NOTIFY_SOCKET='" + state->address + "' could not be opened");
     }
-    state->created_by = ::getpid();
+    state->created_by = detail::current_pid();
     return state;
   }
 

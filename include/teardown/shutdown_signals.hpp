@@ -35,7 +35,8 @@
 #include <unistd.h>
 
 #include "core.hpp"
-#include "detail/parent_watch_sys.hpp"
+#include "detail/fd.hpp"
+#include "detail/signals.hpp"
 #include "detail/wait.hpp"
 #include "unique_resource.hpp"
 
@@ -122,7 +123,7 @@ class ShutdownSignals {
   bool wait_until(Deadline deadline) const {
     if (!state_) return false;
     if (!state_->open) return state_->stop.stop_requested();
-    return detail::watch_sys::wait_readable(state_->stopped.read_end.get(), deadline);
+    return detail::wait_readable(state_->stopped.read_end.get(), deadline);
   }
 
   /// Restores the previous dispositions, then stops the library thread, waiting for a running
@@ -132,8 +133,7 @@ class ShutdownSignals {
     State& state = *state_;
     uninstall();
     state.received_at_close = slot().first_signal.load();
-    const char byte = 's';
-    (void)detail::retry_eintr([&] { return ::write(state.wake.write_end.get(), &byte, 1); });
+    (void)detail::write_byte(state.wake.write_end.get(), 's');
     if (state.thread.joinable()) {
       if (state.thread.get_id() == std::this_thread::get_id()) {
         state.thread.detach();  // close() from a stop callback
@@ -156,7 +156,7 @@ class ShutdownSignals {
     std::atomic<bool> owned{false};
     std::atomic<int> first_signal{0};
     std::atomic<bool> exit_on_second{true};
-    detail::watch_sys::SignalPipeSlot pipe;
+    detail::SignalPipeSlot pipe;
   };
   static Slot& slot() noexcept {
     static constinit Slot process_slot;
@@ -170,15 +170,15 @@ class ShutdownSignals {
     if (process.first_signal.compare_exchange_strong(none, signo)) {
       process.pipe.notify();
     } else if (process.exit_on_second.load()) {
-      ::_exit(128 + signo);
+      detail::exit_now(128 + signo);
     }
     errno = saved_errno;
   }
 
   struct State {
-    detail::watch_sys::Pipe self_pipe = detail::watch_sys::make_pipe("ShutdownSignals' self-pipe");
-    detail::watch_sys::Pipe wake = detail::watch_sys::make_pipe("ShutdownSignals' stop pipe");
-    detail::watch_sys::Pipe stopped = detail::watch_sys::make_pipe("ShutdownSignals::fd()");
+    detail::Pipe self_pipe = detail::make_pipe("ShutdownSignals' self-pipe");
+    detail::Pipe wake = detail::make_pipe("ShutdownSignals' stop pipe");
+    detail::Pipe stopped = detail::make_pipe("ShutdownSignals::fd()");
     std::stop_source stop;
     FirstSignalAction on_first_signal;
     std::vector<std::pair<int, struct sigaction>> previous;  // in installation order
@@ -193,34 +193,29 @@ class ShutdownSignals {
   void install(std::initializer_list<int> signals, SecondSignal second) {
     State& state = *state_;
     Slot& process = slot();
-    detail::watch_sys::set_nonblocking(state.self_pipe.write_end.get());
+    detail::set_nonblocking(state.self_pipe.write_end.get());
     process.first_signal.store(0);
     process.exit_on_second.store(second == SecondSignal::exit_now);
     process.pipe.connect(state.self_pipe.write_end.get());
 
-    struct sigaction action {};
-    action.sa_handler = &on_signal;
-    sigemptyset(&action.sa_mask);
+    // Each of our signals is blocked while the handler runs for any of them.
     sigset_t ours;
     sigemptyset(&ours);
     for (int signo : signals) {
-      if (sigaddset(&action.sa_mask, signo) != 0) {
-        detail::watch_sys::throw_errno(EINVAL,
-                                       "ShutdownSignals: " + std::to_string(signo) + " is not a signal");
+      if (sigaddset(&ours, signo) != 0) {
+        detail::throw_errno(EINVAL, "ShutdownSignals: " + std::to_string(signo) + " is not a signal");
       }
-      sigaddset(&ours, signo);
     }
-    action.sa_flags = SA_RESTART;  // other threads' blocking calls carry on undisturbed
     for (int signo : signals) {
       struct sigaction previous {};
-      if (::sigaction(signo, &action, &previous) != 0) {
-        detail::watch_sys::throw_errno(errno, "ShutdownSignals: sigaction(" + std::to_string(signo) + ")");
+      if (detail::install_handler(signo, &on_signal, ours, previous) != 0) {
+        detail::throw_errno(errno, "ShutdownSignals: sigaction(" + std::to_string(signo) + ")");
       }
       state.previous.emplace_back(signo, previous);
     }
     // The library thread leaves our signals unblocked, so some thread can always run the handler.
-    state.thread = detail::watch_sys::start_thread_with_signals_blocked(
-        [state_ptr = state_] { run(*state_ptr); }, &ours);
+    state.thread =
+        detail::start_thread_with_signals_blocked([state_ptr = state_] { run(*state_ptr); }, &ours);
   }
 
   /// Restores dispositions (in reverse, so a signal listed twice gets its true original back) and
@@ -228,7 +223,7 @@ class ShutdownSignals {
   void uninstall() noexcept {
     State& state = *state_;
     for (auto it = state.previous.rbegin(); it != state.previous.rend(); ++it) {
-      ::sigaction(it->first, &it->second, nullptr);
+      detail::restore_handler(it->first, it->second);
     }
     state.previous.clear();
     slot().pipe.disconnect();
@@ -237,8 +232,7 @@ class ShutdownSignals {
   static void run(State& state) {
     pollfd fds[2] = {{state.self_pipe.read_end.get(), POLLIN, 0}, {state.wake.read_end.get(), POLLIN, 0}};
     for (;;) {
-      const int ready = ::poll(fds, 2, -1);
-      if (ready < 0 && errno == EINTR) continue;
+      const int ready = detail::poll_retrying(fds, 2, -1);
       if (ready < 0) {
         report_error(std::make_exception_ptr(std::system_error(errno, std::generic_category(), "poll()")),
                      "ShutdownSignals: the library thread stopped");

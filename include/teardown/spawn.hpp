@@ -39,8 +39,10 @@
 
 #include "core.hpp"
 #include "detail/contain.hpp"
+#include "detail/fd.hpp"
 #include "detail/fork_exec.hpp"
 #include "detail/ladder.hpp"
+#include "detail/pidfd.hpp"
 #include "detail/process.hpp"
 #include "detail/text.hpp"
 #include "unique_resource.hpp"
@@ -266,8 +268,7 @@ class Child {
     }
     if (!fds_.pidfd || !waitid_pidfd_works_) {
       // Safe by pid: the child is ours and unreaped, so its pid cannot have been recycled.
-      result = detail::retry_eintr(
-          [&] { return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG); });
+      result = detail::retry_eintr([&] { return detail::waitid_pid(pid_, &info, WEXITED | WNOHANG); });
     }
     if (result == -1) {
       if (errno != ECHILD) {
@@ -332,7 +333,7 @@ class Child {
     int result = 0;
     if (target == Target::process_group) {
       // While the leader is unreaped its pid cannot be recycled, so its group id is still ours.
-      const pid_t group = ::getpgid(pid_);
+      const pid_t group = detail::process_group_of(pid_);
       if (group == -1) return false;
       if (group != pid_) {
         throw std::logic_error("teardown::Child::signal: pid " + std::to_string(pid_) +
@@ -340,11 +341,11 @@ class Child {
                                "SpawnOptions::new_process_group); not signalling group " +
                                std::to_string(group));
       }
-      result = ::kill(-pid_, signo);
+      result = detail::signal_process_group(pid_, signo);
     } else if (fds_.pidfd) {
       result = detail::pidfd_send_signal(fds_.pidfd.get(), signo);
     } else {
-      result = ::kill(pid_, signo);  // the fallback: safe only because the child is unreaped
+      result = detail::signal_pid(pid_, signo);  // the fallback: safe only because the child is unreaped
     }
     if (result == -1) {
       if (errno == ESRCH) return false;
@@ -372,11 +373,11 @@ class Child {
     // Each process gets the signal once: the fallback's kill(-group) reaches a leader still in
     // its group, the leaf's signalling skips the leader.
     const bool group_reaches_leader =
-        contain_.kind() == detail::ContainKind::process_group && ::getpgid(pid_) == pid_;
+        contain_.kind() == detail::ContainKind::process_group && detail::process_group_of(pid_) == pid_;
     bool signalled = false;
     if (leader_unreaped && !group_reaches_leader && peek() == Liveness::running) {
       const int result =
-          fds_.pidfd ? detail::pidfd_send_signal(fds_.pidfd.get(), signo) : ::kill(pid_, signo);
+          fds_.pidfd ? detail::pidfd_send_signal(fds_.pidfd.get(), signo) : detail::signal_pid(pid_, signo);
       if (result == -1 && errno != ESRCH) {
         throw std::system_error(
             errno, std::generic_category(),
@@ -406,7 +407,7 @@ class Child {
   /// its containment gave it, else the child alone — a child that left its group is not refused.
   Target tree_target() const noexcept {
     const bool leads_its_group =
-        containment_ == Contain::process_group && !status_ && ::getpgid(pid_) == pid_;
+        containment_ == Contain::process_group && !status_ && detail::process_group_of(pid_) == pid_;
     return leads_its_group ? Target::process_group : Target::process;
   }
 
@@ -420,7 +421,7 @@ class Child {
       if (result == -1 && errno == EINVAL) waitid_pidfd_works_ = false;
     }
     if (!fds_.pidfd || !waitid_pidfd_works_) {
-      result = detail::retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid_), &info, options); });
+      result = detail::retry_eintr([&] { return detail::waitid_pid(pid_, &info, options); });
     }
     if (result == -1) return errno == ECHILD ? Liveness::gone : Liveness::running;
     return info.si_pid == 0 ? Liveness::running : Liveness::ended_unreaped;
@@ -516,7 +517,7 @@ inline Containment prepare_containment(Contain containment, const SpawnOptions& 
   if (!fallback) return Containment();
   (void)become_child_subreaper();
   static std::atomic<std::size_t> serial{0};
-  std::string marker = tree_marker(::getpid(), ++serial, options.die_with_parent);
+  std::string marker = tree_marker(current_pid(), ++serial, options.die_with_parent);
   plan.environment.push_back(marker);
   return Containment(ContainKind::process_group, CgroupLeaf(), std::move(marker));
 }
@@ -555,7 +556,7 @@ inline Child spawn_child(std::vector<std::string> argv, SpawnOptions options, Pi
   }
   if (const auto failure = read_exec_failure(error_read.get())) {
     siginfo_t ignored{};
-    (void)retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid), &ignored, WEXITED); });
+    (void)retry_eintr([&] { return waitid_pid(pid, &ignored, WEXITED); });
     throw std::system_error(
         failure->error, std::generic_category(),
         "teardown::spawn: cannot start " + program + " (step: " + exec_step_text(*failure, plan) + ")");
@@ -585,8 +586,7 @@ inline Child adopt_child(pid_t pid, PidfdUse use) {
   }
   // WNOWAIT: only ask whether it is ours; the status stays for try_wait.
   siginfo_t info{};
-  const int result = retry_eintr(
-      [&] { return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT); });
+  const int result = retry_eintr([&] { return waitid_pid(pid, &info, WEXITED | WNOHANG | WNOWAIT); });
   if (result == -1) {
     throw std::system_error(
         errno, std::generic_category(),

@@ -536,8 +536,8 @@ class StepHandle {
 /// in the type, every failure kept and cancellation handled by a type-level policy.
 ///
 ///   teardown::TeardownStack<> stack;                       // LIFO, Shield
-///   stack.push("socket", [&] { ::close(fd); });
-///   auto& db = stack.adopt("db", Database::open(path));    // closed, then destroyed
+///   stack.push("socket", [&] { close(fd); });
+///   auto& db = stack.adopt("db", Database::connect(url));  // closed, then destroyed
 ///   const auto& report = stack.close(Deadline::after(5s)); // every step, in order
 ///
 /// Thread-safety: every member may be called from any thread; steps run on the closing thread,
@@ -1213,7 +1213,7 @@ class TeardownStack {
           status = P::is_cancellation(error) ? StepStatus::cancelled : StepStatus::failed;
         }
         // A rollback (yields_to_close) always completes: it undoes a failed startup, and a step it
-        // skipped would leak exactly what seed 000 fixed. The cancellation is still recorded.
+        // skipped would leak what the rollback exists to release. The cancellation is still recorded.
         if (status == StepStatus::cancelled && P::propagates && !yields_to_close) skipping = true;
       }
       slot->ops->destroy(slot->callable);  // part of the step: an adopted object's destructor

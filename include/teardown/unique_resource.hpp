@@ -1,9 +1,9 @@
 // teardown/unique_resource.hpp — own a handle and release it exactly once.
 //
 //   auto file = teardown::make_unique_resource_checked(
-//       ::open(path, O_RDONLY | O_CLOEXEC), -1, &::close);     // -1: nothing to close
+//       open(path, O_RDONLY | O_CLOEXEC), -1, &::close);       // -1: nothing to close
 //   if (!file.owns()) throw std::system_error(errno, std::generic_category(), path);
-//   ::read(file.get(), buf, n);                                 // closed when `file` ends
+//   read(file.get(), buf, n);                                   // closed when `file` ends
 //
 //   teardown::UniqueFd fd{::eventfd(0, EFD_CLOEXEC)};           // the library's own fd owner
 //
@@ -19,7 +19,7 @@
 #include "core.hpp"
 
 #if __has_include(<unistd.h>)
-#include <unistd.h>
+#include "detail/fd.hpp"
 #endif
 
 namespace teardown {
@@ -281,39 +281,10 @@ template <class R, class D, class S = std::decay_t<R>>
 
 #if __has_include(<unistd.h>)
 
-/// Owns a POSIX file descriptor; -1 means empty.
-///
-/// `close()` is called once and never retried: on Linux the descriptor is released even when
-/// close fails with EINTR, and retrying could close a descriptor another thread just opened.
-/// Move-only; the moved-from object is empty. Thread-safety: one owner. Signal-safety: the
-/// destructor only calls close(2), which is async-signal-safe.
-class UniqueFd {
- public:
-  UniqueFd() noexcept = default;
-  explicit UniqueFd(int fd) noexcept : fd_(fd < 0 ? -1 : fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  /// Closes the owned descriptor (if any) and takes `fd` (-1: none).
-  void reset(int fd = -1) noexcept {
-    const int previous = std::exchange(fd_, fd < 0 ? -1 : fd);
-    if (previous >= 0) ::close(previous);
-  }
-  /// Gives up ownership; returns the descriptor (-1 if empty).
-  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
-  explicit operator bool() const noexcept { return valid(); }
-
- private:
-  int fd_ = -1;
-};
+/// Owns a POSIX file descriptor; -1 means empty. `close()` is called once and never retried;
+/// move-only, the moved-from object is empty. Defined in detail/fd.hpp, where the library's
+/// own fd plumbing uses it.
+using UniqueFd = detail::UniqueFd;
 
 #endif
 

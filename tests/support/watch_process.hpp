@@ -5,7 +5,8 @@
 #pragma once
 
 #include <teardown/core.hpp>
-#include <teardown/detail/parent_watch_sys.hpp>
+#include <teardown/detail/fd.hpp>
+#include <teardown/detail/pidfd.hpp>
 #include <teardown/unique_resource.hpp>
 
 #include <chrono>
@@ -27,7 +28,7 @@
 
 namespace teardown_test {
 
-namespace sys = teardown::detail::watch_sys;
+namespace sys = teardown::detail;
 using namespace std::chrono_literals;
 
 inline const char* watch_helper_path() { return TEARDOWN_WATCH_HELPER; }

@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "../core.hpp"
-#include "../unique_resource.hpp"
+#include "fd.hpp"
 #include "process.hpp"
 
 namespace teardown::detail {

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "../unique_resource.hpp"
 #include "cgroup.hpp"
+#include "fd.hpp"
 #include "guardian.hpp"
 #include "proc_tree.hpp"
 #include "process.hpp"

@@ -28,12 +28,10 @@
 #include <vector>
 
 #include "../core.hpp"
-#include "../unique_resource.hpp"
 #include "cgroup.hpp"
-#include "pipe.hpp"
+#include "fd.hpp"
+#include "lifeline.hpp"
 #include "process.hpp"
-
-extern char** environ;
 
 namespace teardown::detail {
 
@@ -67,9 +65,6 @@ inline std::vector<std::string> exec_candidates(const std::string& program, cons
   }
 }
 
-/// The variable through which a child's ParentWatch finds its lifeline.
-inline constexpr const char* lifeline_variable = "TEARDOWN_LIFELINE_FD";
-
 inline std::string key_of(const std::string& entry) { return entry.substr(0, entry.find('=')); }
 
 inline void require_key_value(const std::vector<std::string>& entries, const char* option) {
@@ -93,7 +88,7 @@ inline std::vector<std::string> child_environment(const std::vector<std::string>
     require_key_value(*replacement, "env");
     base = *replacement;
   } else {
-    for (char** variable = environ; variable && *variable; ++variable) {
+    for (char** variable = process_environment(); variable && *variable; ++variable) {
       std::string entry = *variable;
       if (key_of(entry) != lifeline_variable) base.push_back(std::move(entry));
     }
@@ -181,7 +176,7 @@ inline StdioPlan plan_stdio(const std::array<StdioRequest, 3>& requests, const s
         }
         break;
       case StdioKind::pipe: {
-        auto [read_end, write_end] = cloexec_pipe(stdio_slot_name(slot));
+        auto [read_end, write_end] = make_pipe(std::string("teardown::spawn's ") + stdio_slot_name(slot));
         source = slot == 0 ? std::move(read_end) : std::move(write_end);
         plan.parent_ends[slot] = slot == 0 ? std::move(write_end) : std::move(read_end);
         break;
@@ -234,7 +229,7 @@ struct ExecPlan {
 
 /// The error pipe's read end; its write end goes into `plan`, above the stdio slots.
 inline UniqueFd plan_error_pipe(ExecPlan& plan) {
-  auto [error_read, error_write] = cloexec_pipe("the exec error report");
+  auto [error_read, error_write] = make_pipe("teardown::spawn's exec error report");
   move_above_stdio(error_write, "the exec error pipe");  // our 0-2 were closed: not ours to take
   plan.error_write = std::move(error_write);
   return std::move(error_read);
@@ -243,10 +238,10 @@ inline UniqueFd plan_error_pipe(ExecPlan& plan) {
 /// The lifeline's write end, which the Child keeps; the read end is inherited by the child and
 /// named in its environment.
 inline UniqueFd plan_lifeline(ExecPlan& plan) {
-  auto [lifeline_read, lifeline_write] = cloexec_pipe("the lifeline");
+  auto [lifeline_read, lifeline_write] = make_pipe("teardown::spawn's lifeline");
   move_above_stdio(lifeline_read, "the lifeline");
   plan.inherited_fds.push_back(lifeline_read.get());
-  plan.environment.push_back(std::string(lifeline_variable) + "=" + std::to_string(lifeline_read.get()));
+  plan.environment.push_back(lifeline_entry(lifeline_read.get()));
   plan.lifeline_read = std::move(lifeline_read);
   return std::move(lifeline_write);
 }

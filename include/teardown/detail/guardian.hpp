@@ -41,7 +41,7 @@
 #include <sys/syscall.h>
 #endif
 
-#include "../unique_resource.hpp"
+#include "fd.hpp"
 #include "proc_tree.hpp"
 #include "process.hpp"
 
@@ -128,25 +128,46 @@ TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void wait_unpopulated(const char* s
   (void)sys(SYS_close, fd);
 }
 
+// A directory read with getdents64, one entry at a time, no library calls (the buffer is left
+// uninitialised: zeroing it could call memset, which a sanitizer intercepts).
+struct DirectoryEntries {
+  TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC explicit DirectoryEntries(long directory_fd) noexcept
+      : fd(directory_fd) {}
+  long fd;
+  long got = 0;
+  long offset = 0;
+  alignas(8) char buffer[8192];
+};
+
+// The next entry's name (its d_type in `*type`), or nullptr at the end of the directory or on
+// an error. The name stays valid until the next call.
+TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline const char* next_entry(DirectoryEntries& directory,
+                                                                    unsigned char* type) noexcept {
+  if (directory.offset >= directory.got) {
+    directory.got =
+        sys(SYS_getdents64, directory.fd, reinterpret_cast<long>(directory.buffer), sizeof directory.buffer);
+    directory.offset = 0;
+    if (directory.got <= 0) return nullptr;
+  }
+  // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
+  const char* entry = directory.buffer + directory.offset;
+  unsigned short record = 0;
+  std::memcpy(&record, entry + 16, sizeof record);
+  *type = static_cast<unsigned char>(entry[18]);
+  directory.offset += record;
+  return entry + 19;
+}
+
 // rmdir every directory inside `directory`, then `directory` itself.
 TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void remove_tree(const char* directory) noexcept {
   const long fd =
       sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(directory), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
-    alignas(8) char entries[4096];
-    for (;;) {
-      const long got = sys(SYS_getdents64, fd, reinterpret_cast<long>(entries), sizeof entries);
-      if (got <= 0) break;
-      for (long offset = 0; offset < got;) {
-        // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
-        unsigned short record = 0;
-        std::memcpy(&record, entries + offset + 16, sizeof record);
-        const unsigned char type = static_cast<unsigned char>(entries[offset + 18]);
-        const char* name = entries + offset + 19;
-        const bool dots = name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-        if (type == DT_DIR && !dots) (void)sys(SYS_unlinkat, fd, reinterpret_cast<long>(name), AT_REMOVEDIR);
-        offset += record;
-      }
+    DirectoryEntries entries(fd);
+    unsigned char type = 0;
+    while (const char* name = next_entry(entries, &type)) {
+      const bool dots = name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+      if (type == DT_DIR && !dots) (void)sys(SYS_unlinkat, fd, reinterpret_cast<long>(name), AT_REMOVEDIR);
     }
     (void)sys(SYS_close, fd);
   }
@@ -189,39 +210,31 @@ TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline void kill_marked(const char* marker
         sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (proc < 0) return;
     bool found = false;
-    alignas(8) char entries[8192];
-    for (;;) {
-      const long got = sys(SYS_getdents64, proc, reinterpret_cast<long>(entries), sizeof entries);
-      if (got <= 0) break;
-      for (long offset = 0; offset < got;) {
-        unsigned short record = 0;
-        std::memcpy(&record, entries + offset + 16, sizeof record);
-        const char* name = entries + offset + 19;
-        offset += record;
-        long pid = 0;
-        bool numeric = name[0] != '\0';
-        for (const char* c = name; *c != '\0'; ++c) {
-          if (*c < '0' || *c > '9') numeric = false;
-          pid = pid * 10 + (*c - '0');
-        }
-        if (!numeric) continue;
-        const long pidfd = sys(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) continue;
-        char path[64] = "/proc/";
-        std::size_t at = 6;
-        for (const char* c = name; *c != '\0' && at < 40; ++c) path[at++] = *c;
-        for (const char* c = "/environ"; *c != '\0'; ++c) path[at++] = *c;
-        path[at] = '\0';
-        const long environ_fd = sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC);
-        if (environ_fd >= 0) {
-          if (environ_has_prefix(environ_fd, marker) &&
-              sys(SYS_pidfd_send_signal, pidfd, SIGKILL, 0, 0) == 0) {
-            found = true;
-          }
-          (void)sys(SYS_close, environ_fd);
-        }
-        (void)sys(SYS_close, pidfd);
+    DirectoryEntries entries(proc);
+    unsigned char type = 0;
+    while (const char* name = next_entry(entries, &type)) {
+      long pid = 0;
+      bool numeric = name[0] != '\0';
+      for (const char* c = name; *c != '\0'; ++c) {
+        if (*c < '0' || *c > '9') numeric = false;
+        pid = pid * 10 + (*c - '0');
       }
+      if (!numeric) continue;
+      const long pidfd = sys(SYS_pidfd_open, pid, 0);
+      if (pidfd < 0) continue;
+      char path[64] = "/proc/";
+      std::size_t at = 6;
+      for (const char* c = name; *c != '\0' && at < 40; ++c) path[at++] = *c;
+      for (const char* c = "/environ"; *c != '\0'; ++c) path[at++] = *c;
+      path[at] = '\0';
+      const long environ_fd = sys(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC);
+      if (environ_fd >= 0) {
+        if (environ_has_prefix(environ_fd, marker) && sys(SYS_pidfd_send_signal, pidfd, SIGKILL, 0, 0) == 0) {
+          found = true;
+        }
+        (void)sys(SYS_close, environ_fd);
+      }
+      (void)sys(SYS_close, pidfd);
     }
     (void)sys(SYS_close, proc);
     if (!found) return;

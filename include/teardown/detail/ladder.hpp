@@ -27,8 +27,7 @@
 #include <vector>
 
 #include "../core.hpp"
-#include "../unique_resource.hpp"
-#include "pipe.hpp"
+#include "fd.hpp"
 #include "process.hpp"
 #include "text.hpp"
 
@@ -56,7 +55,7 @@ struct LadderStep {
   static LadderStep signal(int signo, Clock::duration grace, Target target) {
     return {Action::signal, at_least_zero(grace), signo, target, {}};
   }
-  static LadderStep kill(Target target) {
+  static LadderStep sigkill(Target target) {
     return {Action::kill, Clock::duration::max(), SIGKILL, target, {}};
   }
 
@@ -69,7 +68,8 @@ struct LadderStep {
 /// SIGTERM with `default_term_grace`, then SIGKILL, both to `target`.
 template <class Target>
 std::vector<LadderStep<Target>> default_steps(Target target) {
-  return {LadderStep<Target>::signal(SIGTERM, default_term_grace, target), LadderStep<Target>::kill(target)};
+  return {LadderStep<Target>::signal(SIGTERM, default_term_grace, target),
+          LadderStep<Target>::sigkill(target)};
 }
 
 /// A Request's ask, running on its own thread. Shared with that thread, so whatever the ask
@@ -93,8 +93,9 @@ struct AskInFlight {
     auto state = std::make_shared<AskInFlight>();
     state->ask = ask;
     state->deadline = deadline;
-    UniqueFd done_read;
-    std::tie(done_read, state->done_write) = cloexec_pipe("a Request's completion");
+    Pipe done = make_pipe("a Request's completion");
+    UniqueFd done_read = std::move(done.read_end);
+    state->done_write = std::move(done.write_end);
     std::thread([state] {
       try {
         state->ask(state->deadline);

@@ -33,8 +33,8 @@
 #include <thread>
 #include <vector>
 
-#include "../unique_resource.hpp"
 #include "cgroup.hpp"
+#include "fd.hpp"
 #include "process.hpp"
 
 namespace teardown::detail {

@@ -1,13 +1,13 @@
-// teardown/detail/process.hpp — the process syscalls Reaper is built on, one small function each.
+// teardown/detail/process.hpp — the process syscalls Reaper and the watches are built on, one
+// small function each: who we are, waiting for and signalling a pid or a group, closing fds in a
+// forked child, and this process's environment.
 //
 // Every function here returns what the syscall returns (-1 and errno on failure) so callers read
-// as the algorithm; `retry_eintr` wraps the ones that can be interrupted. Linux gets pidfds
-// (pidfd_open 5.3, waitid(P_PIDFD) 5.4, close_range 5.9); elsewhere the pidfd functions fail
-// with ENOSYS, which is exactly what an old Linux kernel says, so there is one fallback path.
+// as the algorithm; `retry_eintr` (detail/fd.hpp) wraps the ones that can be interrupted. The
+// pidfd calls live in detail/pidfd.hpp (included here, as is detail/fd.hpp).
 #pragma once
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -16,62 +16,53 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <climits>
-#include <ctime>
 
 #if defined(__linux__)
 #include <sys/syscall.h>
 #endif
 
+#if defined(__APPLE__)
+#include <crt_externs.h>
+#else
+// POSIX defines `environ` but no header has to declare it (glibc does only with _GNU_SOURCE).
+extern "C" {
+extern char** environ;
+}
+#endif
+
 #include "../core.hpp"
+#include "fd.hpp"
+#include "pidfd.hpp"
 
 namespace teardown::detail {
 
-/// Calls `call()` until it does not fail with EINTR; returns its last result. A signal
-/// delivered to the calling thread must never abort a wait or a reap.
-template <class Call>
-auto retry_eintr(Call&& call) noexcept(noexcept(call())) {
-  for (;;) {
-    auto result = call();
-    if (!(result == -1 && errno == EINTR)) return result;
-  }
+/// This process's pid.
+inline pid_t current_pid() noexcept { return ::getpid(); }
+
+/// This process's parent now (a subreaper or init once the parent died).
+inline pid_t parent_pid() noexcept { return ::getppid(); }
+
+/// The process group `pid` belongs to, or -1 with errno.
+inline pid_t process_group_of(pid_t pid) noexcept { return ::getpgid(pid); }
+
+/// kill(2) to one pid. Safe only while the pid is known unreaped (it cannot have been recycled).
+inline int signal_pid(pid_t pid, int signo) noexcept { return ::kill(pid, signo); }
+
+/// kill(2) to every member of process group `group`.
+inline int signal_process_group(pid_t group, int signo) noexcept { return ::kill(-group, signo); }
+
+/// waitid(P_PID, pid, ...).
+inline int waitid_pid(pid_t pid, siginfo_t* info, int options) noexcept {
+  return ::waitid(P_PID, static_cast<id_t>(pid), info, options);
 }
 
-/// A pidfd for `pid` (always close-on-exec), or -1 with errno (ENOSYS without pidfd support).
-inline int pidfd_open(pid_t pid) noexcept {
-#if defined(__linux__) && defined(SYS_pidfd_open)
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+/// This process's environment, as `environ` (the C library's, so setenv is seen).
+inline char** process_environment() noexcept {
+#if defined(__APPLE__)
+  return *::_NSGetEnviron();
 #else
-  (void)pid;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
-/// Sends `signo` to the process behind `pidfd`: never to a recycled pid.
-inline int pidfd_send_signal(int pidfd, int signo) noexcept {
-#if defined(__linux__) && defined(SYS_pidfd_send_signal)
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));
-#else
-  (void)pidfd;
-  (void)signo;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
-/// waitid(P_PIDFD, pidfd, ...): EINVAL on kernels before 5.4, ECHILD once reaped elsewhere.
-inline int waitid_pidfd(int pidfd, siginfo_t* info, int options) noexcept {
-#if defined(__linux__)
-  constexpr auto p_pidfd = static_cast<idtype_t>(3);  // P_PIDFD, absent from older headers
-  return ::waitid(p_pidfd, static_cast<id_t>(pidfd), info, options);
-#else
-  (void)pidfd;
-  (void)info;
-  (void)options;
-  errno = EINVAL;
-  return -1;
+  return environ;
 #endif
 }
 
@@ -107,28 +98,6 @@ inline int highest_possible_fd() noexcept {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 65535;
   return static_cast<int>(std::min<rlim_t>(limit.rlim_cur, static_cast<rlim_t>(INT_MAX)) - 1);
-}
-
-/// poll(2) until an event, or until `until` (never: no timeout). Returns the number of ready fds,
-/// 0 at the deadline, -1 with errno on failure. EINTR restarts with the time that is left.
-inline int poll_until(pollfd* fds, nfds_t count, Clock::time_point until) noexcept {
-  for (;;) {
-    int timeout_ms = -1;
-    if (until != Clock::time_point::max()) {
-      const auto left = until - Clock::now();
-      if (left <= Clock::duration::zero()) {
-        timeout_ms = 0;
-      } else {
-        // Round up: waking a little late is harmless, waking early spins.
-        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-        timeout_ms = static_cast<int>(std::min<long long>(ms, INT_MAX));
-      }
-    }
-    const int ready = ::poll(fds, count, timeout_ms);
-    if (ready == -1 && errno == EINTR) continue;
-    if (ready == 0 && timeout_ms != 0 && Clock::now() < until) continue;  // woke a hair early
-    return ready;
-  }
 }
 
 }  // namespace teardown::detail
