@@ -337,7 +337,7 @@ TEST_CASE("spawn: env_add and inherit_fds reach the child, and every other fd is
   CHECK(report.read_line(Deadline::after(20s)) == "closed");
   const auto status = child.wait_until(Deadline::after(20s));
   REQUIRE(status);
-  CHECK(status->clean());
+  CHECK(status->ok());
 }
 
 TEST_CASE("Child: wait_until returns nullopt at the deadline while the child runs", "[reaper][process]") {
@@ -435,7 +435,7 @@ TEST_CASE("ReapGroup: children with and without pidfd are reaped together in loc
   REQUIRE(report.statuses.size() == 3);
   CHECK(report.statuses[0].signal == SIGKILL);
   CHECK(report.statuses[1].signal == SIGKILL);
-  CHECK(report.statuses[2].clean());
+  CHECK(report.statuses[2].ok());
   CHECK(report.took < 200ms + 2s);
 }
 
@@ -759,7 +759,7 @@ TEST_CASE("Seed 002: a pool exit leaves no live workers and tolerates a crashed 
     CHECK(report.statuses[3].signal == SIGKILL);
     CHECK(report.statuses[3].rung == 0);
     for (int i = 0; i < 3; ++i) CHECK(report.statuses[static_cast<std::size_t>(i)].signal == SIGTERM);
-    CHECK_FALSE(report.clean());
+    CHECK_FALSE(report.ok());
   }
   for (const pid_t pid : pids) CHECK(teardown_test::is_reaped(pid));
 }
