@@ -488,11 +488,11 @@ TEST_CASE("DrainGroup: pushed onto a TeardownStack by reference, its report is t
 }
 
 TEST_CASE("Outcome and Interruption: to_string names each value, found by ADL", "[drain_group]") {
-  CHECK(to_string(teardown::Outcome::completed) == "completed");
-  CHECK(to_string(teardown::Outcome::failed) == "failed");
-  CHECK(to_string(teardown::Outcome::cancelled) == "cancelled");
-  CHECK(to_string(teardown::Interruption::cancelled) == "cancelled");
-  CHECK(to_string(teardown::Interruption::still_running) == "still running");
+  CHECK(std::string(to_string(teardown::Outcome::completed)) == "completed");
+  CHECK(std::string(to_string(teardown::Outcome::failed)) == "failed");
+  CHECK(std::string(to_string(teardown::Outcome::cancelled)) == "cancelled");
+  CHECK(std::string(to_string(teardown::Interruption::cancelled)) == "cancelled");
+  CHECK(std::string(to_string(teardown::Interruption::still_running)) == "still running");
 }
 
 TEST_CASE("DrainGroup: a ticket destroyed by an exception counts as failed", "[drain_group]") {

@@ -59,12 +59,12 @@ TEST_CASE("ReapReport and ExitStatus: are Reports, answering ok() like every oth
 }
 
 TEST_CASE("ExitStatus::Kind: to_string names each kind, found by ADL", "[reaper]") {
-  CHECK(to_string(ExitStatus::Kind::exited) == "exited");
-  CHECK(to_string(ExitStatus::Kind::signaled) == "signaled");
-  CHECK(to_string(ExitStatus::Kind::reaped_elsewhere) == "reaped_elsewhere");
-  CHECK(to_string(ExitStatus::Kind::kill_refused) == "kill_refused");
-  CHECK(to_string(teardown::Target::tree) == "tree");
-  CHECK(to_string(teardown::Contain::cgroup) == "cgroup");
+  CHECK(std::string(to_string(ExitStatus::Kind::exited)) == "exited");
+  CHECK(std::string(to_string(ExitStatus::Kind::signaled)) == "signaled");
+  CHECK(std::string(to_string(ExitStatus::Kind::reaped_elsewhere)) == "reaped_elsewhere");
+  CHECK(std::string(to_string(ExitStatus::Kind::kill_refused)) == "kill_refused");
+  CHECK(std::string(to_string(teardown::Target::tree)) == "tree");
+  CHECK(std::string(to_string(teardown::Contain::cgroup)) == "cgroup");
 }
 
 TEST_CASE("Ladder: keeps its rungs in order, as data", "[reaper]") {

@@ -414,7 +414,7 @@ struct CountReport {
   }
 };
 /// A Closeable whose close returns a report, like DrainGroup and ReapGroup.
-struct ReportingCloseable {
+struct ReportingComponent {
   int closes = 0;
   CountReport close(Deadline) { return CountReport{++closes}; }
 };
@@ -438,9 +438,9 @@ TEST_CASE("TeardownStack: a Closeable pushed by reference is closed with the clo
 TEST_CASE(
     "TeardownStack: a Closeable whose close returns a report leaves its describe() in the step's detail",
     "[teardown_stack][detail]") {
-  STATIC_REQUIRE(teardown::ReportingCloseable<ReportingCloseable>);
+  STATIC_REQUIRE(teardown::ReportingCloseable<ReportingComponent>);
   STATIC_REQUIRE(!teardown::ReportingCloseable<DeadlineCloseable>);
-  ReportingCloseable component;
+  ReportingComponent component;
   teardown::TeardownStack<> stack(nullptr);
   stack.push("component", component);
   const auto& report = stack.close();
@@ -465,7 +465,7 @@ TEST_CASE("TeardownStack: an action returning a report leaves its describe() in 
 
 TEST_CASE("TeardownStack: the sink sees the step's detail", "[teardown_stack][detail]") {
   std::vector<std::string> details;
-  ReportingCloseable component;
+  ReportingComponent component;
   teardown::TeardownStack<> stack([&](const teardown::StepOutcome& step) { details.push_back(step.detail); });
   stack.push("component", component);
   stack.close();
@@ -474,7 +474,7 @@ TEST_CASE("TeardownStack: the sink sees the step's detail", "[teardown_stack][de
 
 TEST_CASE("TeardownStack: describe() prints each step's detail nested under it, line by line",
           "[teardown_stack][detail]") {
-  ReportingCloseable component;
+  ReportingComponent component;
   teardown::TeardownStack<> stack(nullptr);
   stack.push("last", [] {});
   stack.push("component", component);
@@ -492,7 +492,7 @@ TEST_CASE("TeardownStack: a nested stack pushed by reference leaves its own repo
           "[teardown_stack][detail]") {
   teardown::TeardownStack<> outer(nullptr);
   teardown::TeardownStack<> inner(nullptr);
-  ReportingCloseable component;
+  ReportingComponent component;
   inner.push("inner component", component);
   outer.push("inner", inner);
   const auto& report = outer.close();
