@@ -110,3 +110,17 @@ TEST_CASE("Ladder: a lone Kill is a valid ladder", "[reaper]") {
   STATIC_REQUIRE(ladder.size() == 1);
   CHECK(std::holds_alternative<rung::Kill>(ladder.steps().front()));
 }
+
+// 0.2 keeps 0.1's clean() as a deprecated alias of ok(); this is the one place that calls it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST_CASE("ExitStatus and ReapReport: the deprecated clean() still answers as ok()", "[reaper]") {
+  const ExitStatus exited{ExitStatus::Kind::exited, 0, 0, 0, {}, 1};
+  const ExitStatus killed{ExitStatus::Kind::signaled, 0, SIGKILL, 1, {}, 2};
+  CHECK(exited.clean() == exited.ok());
+  CHECK(killed.clean() == killed.ok());
+  teardown::ReapReport report;
+  report.statuses = {exited, killed};
+  CHECK(report.clean() == report.ok());
+}
+#pragma GCC diagnostic pop
