@@ -85,7 +85,7 @@ void measure_exit_detection(benchmark::State& state, SpawnChild spawn_child, Wai
     if (::write(go.write_end.get(), "g", 1) != 1) std::abort();
     const auto status = child.wait_until(wait_deadline());
     const std::int64_t returned = monotonic_ns();
-    if (!status || !status->clean()) state.SkipWithError("the child did not exit cleanly");
+    if (!status || !status->ok()) state.SkipWithError("the child did not exit cleanly");
     const double latency_us = double(returned - read_stamp(stamp.read_end.get())) / 1000.0;
     latencies_us.push_back(latency_us);
     state.SetIterationTime(latency_us / 1e6);

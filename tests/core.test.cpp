@@ -3,6 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -47,6 +48,49 @@ TEST_CASE("Deadline: earliest() picks the sooner of two deadlines", "[core][dead
   CHECK(earliest(late, soon) == soon);
   CHECK(earliest(Deadline::never(), late) == late);
   CHECK(earliest(Deadline::never(), Deadline::never()).is_never());
+}
+
+TEST_CASE("Deadline: teardown::earliest(a, b) is callable qualified, as users write it", "[core][deadline]") {
+  const auto soon = Deadline::after(1s);
+  const auto late = Deadline::after(1h);
+  CHECK(teardown::earliest(soon, late) == soon);
+  CHECK(teardown::earliest(late, soon) == soon);
+  STATIC_REQUIRE(teardown::earliest(Deadline::never(), Deadline::never()).is_never());  // constexpr
+}
+
+TEST_CASE("duration_text: milliseconds with one decimal below 10 s", "[core][describe]") {
+  using teardown::duration_text;
+  CHECK(duration_text(Clock::duration::zero()) == "0.0 ms");
+  CHECK(duration_text(300us) == "0.3 ms");
+  CHECK(duration_text(30'300us) == "30.3 ms");
+  CHECK(duration_text(503'149us) == "503.1 ms");
+  CHECK(duration_text(51us) == "0.1 ms");  // rounded to nearest
+  CHECK(duration_text(49us) == "0.0 ms");
+  CHECK(duration_text(9'999'900us) == "9999.9 ms");
+}
+
+TEST_CASE("duration_text: seconds with one decimal from 10 s", "[core][describe]") {
+  using teardown::duration_text;
+  CHECK(duration_text(9'999'960us) == "10.0 s");  // would round to 10000.0 ms: seconds already
+  CHECK(duration_text(10s) == "10.0 s");
+  CHECK(duration_text(12'500ms) == "12.5 s");
+  CHECK(duration_text(12'549ms) == "12.5 s");
+  CHECK(duration_text(2h) == "7200.0 s");
+}
+
+TEST_CASE("duration_text: a negative duration keeps its sign", "[core][describe]") {
+  CHECK(teardown::duration_text(-1500us) == "-1.5 ms");
+  CHECK(teardown::duration_text(-12s) == "-12.0 s");
+  CHECK_FALSE(teardown::duration_text(Clock::duration::min()).empty());
+}
+
+TEST_CASE("Closed: is a std::logic_error, the base of every used-after-close error", "[core]") {
+  STATIC_REQUIRE(std::is_base_of_v<std::logic_error, teardown::Closed>);
+  try {
+    throw teardown::Closed("teardown::Example: used after close");
+  } catch (const std::logic_error& error) {
+    CHECK(std::string(error.what()) == "teardown::Example: used after close");
+  }
 }
 
 TEST_CASE("Cancelled: is a std::exception with an optional reason", "[core]") {

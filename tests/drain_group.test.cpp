@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -133,14 +134,14 @@ TEST_CASE("DrainGroup: shutdown returns by its deadline when work ignores its st
   CHECK(elapsed < 2s);
   CHECK(report.abandoned == 1);
   CHECK(report.abandoned_ids == std::vector<std::string>{"t-stubborn"});
-  CHECK_FALSE(report.clean());
+  CHECK_FALSE(report.ok());
 }
 
 TEST_CASE("DrainGroup: shutdown of an idle group is a clean no-op", "[drain_group]") {
   DrainGroup runs;
   PersistLog persisted;
   const auto report = runs.shutdown(Deadline::after(1s), persisted.callback());
-  CHECK(report.clean());
+  CHECK(report.ok());
   CHECK(report.drained() == 0);
   CHECK(persisted.snapshot().empty());
 }
@@ -413,7 +414,7 @@ TEST_CASE(
 
 TEST_CASE("DrainGroup: no ticket is admitted once shutdown began", "[drain_group]") {
   DrainGroup runs;
-  runs.shutdown(Deadline::after(1s));
+  (void)runs.shutdown(Deadline::after(1s));
   CHECK_FALSE(runs.try_enter().has_value());
   CHECK_FALSE(runs.try_enter("late").has_value());
   CHECK_THROWS_AS(runs.enter("late"), teardown::DrainClosed);
@@ -425,13 +426,73 @@ TEST_CASE("DrainGroup: no ticket is admitted once shutdown began", "[drain_group
 
 TEST_CASE("DrainGroup: DrainClosed names the ticket that was refused", "[drain_group]") {
   DrainGroup runs;
-  runs.shutdown(Deadline::after(1s));
+  (void)runs.shutdown(Deadline::after(1s));
   try {
     (void)runs.enter("run-42");
     FAIL("enter() admitted a ticket after shutdown");
   } catch (const teardown::DrainClosed& closed) {
     CHECK(std::string(closed.what()).find("'run-42'") != std::string::npos);
   }
+}
+
+TEST_CASE("DrainGroup: DrainClosed is a teardown::Closed (a logic_error), like every used-after-close error",
+          "[drain_group]") {
+  STATIC_REQUIRE(std::is_base_of_v<teardown::Closed, teardown::DrainClosed>);
+  STATIC_REQUIRE(std::is_base_of_v<std::logic_error, teardown::DrainClosed>);
+  DrainGroup runs;
+  (void)runs.shutdown(Deadline::after(1s));
+  CHECK_THROWS_AS(runs.enter("late"), teardown::Closed);
+}
+
+TEST_CASE("DrainReport: describe prints its time in the one report format", "[drain_group]") {
+  teardown::DrainReport report;
+  report.completed = 2;
+  report.cancelled = 1;
+  report.abandoned = 1;
+  report.abandoned_ids = {"run-7"};
+  report.took = 30'349us;
+  CHECK(report.describe() == "drain: 2 completed, 0 failed, 1 cancelled, 1 abandoned (run-7) in 30.3 ms");
+  report.took = 12'500ms;
+  CHECK(report.describe().find(" in 12.5 s") != std::string::npos);
+}
+
+TEST_CASE("DrainGroup: close returns the shutdown's report, so a TeardownStack can keep it",
+          "[drain_group]") {
+  STATIC_REQUIRE(teardown::ReportingCloseable<DrainGroup>);
+  STATIC_REQUIRE(teardown::Report<teardown::DrainReport>);
+  DrainGroup runs;
+  REQUIRE(runs.spawn("run-1", [](std::stop_token stop) {
+    Gate never;
+    never.wait(stop);
+    throw teardown::Cancelled();  // acknowledges the stop
+  }));
+  const teardown::DrainReport report = runs.close(Deadline::after(5s));
+  CHECK(report.cancelled == 1);
+  CHECK(report.ok());
+}
+
+TEST_CASE("DrainGroup: pushed onto a TeardownStack by reference, its report is the step's detail",
+          "[drain_group]") {
+  DrainGroup runs;
+  REQUIRE(runs.spawn("run-1", [](std::stop_token stop) {
+    Gate never;
+    never.wait(stop);
+    throw teardown::Cancelled();  // acknowledges the stop
+  }));
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("drain", runs);
+  const auto& report = stack.close(Deadline::after(5s));
+  REQUIRE(report.steps.size() == 1);
+  CHECK(report.steps[0].detail.find("drain: 0 completed, 0 failed, 1 cancelled, 0 abandoned in ") == 0);
+  CHECK(report.describe().find("\n   drain: 0 completed, 0 failed, 1 cancelled") != std::string::npos);
+}
+
+TEST_CASE("Outcome and Interruption: to_string names each value, found by ADL", "[drain_group]") {
+  CHECK(std::string(to_string(teardown::Outcome::completed)) == "completed");
+  CHECK(std::string(to_string(teardown::Outcome::failed)) == "failed");
+  CHECK(std::string(to_string(teardown::Outcome::cancelled)) == "cancelled");
+  CHECK(std::string(to_string(teardown::Interruption::cancelled)) == "cancelled");
+  CHECK(std::string(to_string(teardown::Interruption::still_running)) == "still running");
 }
 
 TEST_CASE("DrainGroup: a ticket destroyed by an exception counts as failed", "[drain_group]") {
@@ -453,7 +514,7 @@ TEST_CASE("DrainGroup: a ticket destroyed by an exception counts as failed", "[d
   worker.join();
   CHECK(report.failed == 1);
   CHECK(report.cancelled == 0);
-  CHECK_FALSE(report.clean());
+  CHECK_FALSE(report.ok());
 }
 
 TEST_CASE("DrainGroup: spawned work that throws counts as failed and reaches the error handler",
@@ -606,3 +667,14 @@ TEST_CASE("DrainGroup: a moved-from ticket leaves nothing and cannot finish", "[
   CHECK(std::string(other.id()) == "t");
   CHECK(runs.in_flight() == 1);
 }
+
+// 0.2 keeps 0.1's clean() as a deprecated alias of ok(); this is the one place that calls it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST_CASE("DrainReport: the deprecated clean() still answers as ok()", "[drain_group]") {
+  teardown::DrainReport report;
+  CHECK(report.clean() == report.ok());
+  report.abandoned = 1;
+  CHECK(report.clean() == report.ok());
+}
+#pragma GCC diagnostic pop

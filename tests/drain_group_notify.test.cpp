@@ -13,7 +13,7 @@ TEST_CASE("DrainGroup: shutdown notifies waiting callers before it lets go of th
   teardown::DrainGroup group;
   {
     teardown_test::notify_probe::Scope probe;
-    group.shutdown(teardown::Deadline::after(std::chrono::seconds(5)));
+    (void)group.shutdown(teardown::Deadline::after(std::chrono::seconds(5)));
     CHECK(teardown_test::notify_probe::counts.broadcasts >= 1);
     CHECK(teardown_test::notify_probe::counts.broadcasts_unlocked == 0);
   }

@@ -57,7 +57,7 @@ TEST_CASE("DrainGroup: a report that cannot be copied out of memory still ends t
     ticket.finish(teardown::Outcome::cancelled);
   });
   try {
-    group->shutdown(teardown::Deadline::after(30s), [](std::string_view) { return false; });
+    (void)group->shutdown(teardown::Deadline::after(30s), [](std::string_view) { return false; });
   } catch (const std::bad_alloc&) {  // acceptable: the drain itself must still have ended
   }
   fail_allocation_after = 0;

@@ -332,10 +332,13 @@ TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: a lease released after close fin
   CHECK(timers.pending() == 0);
 }
 
-TEST_CASE_METHOD(LedgerPool<10>, "ResourcePool: acquire after close throws std::logic_error",
+TEST_CASE_METHOD(LedgerPool<10>,
+                 "ResourcePool: acquire after close throws PoolClosed, a teardown::Closed (logic_error)",
                  "[resource_pool]") {
   pool.close(teardown::Deadline::never());
   CHECK(pool.closed());
+  CHECK_THROWS_AS(pool.acquire(1), teardown::PoolClosed);
+  CHECK_THROWS_AS(pool.acquire(1), teardown::Closed);
   CHECK_THROWS_AS(pool.acquire(1), std::logic_error);
   CHECK(ledger.created == 0);
 }

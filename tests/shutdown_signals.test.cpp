@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "support/catch.hpp"
@@ -118,4 +119,9 @@ TEST_CASE("ShutdownSignals: the token stays stopped and received() stays known a
   CHECK(signals.token().stop_requested());
   CHECK(signals.received() == SIGUSR2);
   CHECK(signals.wait_until(Deadline::after(0ms)));
+}
+
+TEST_CASE("SecondSignal: to_string names each value, found by ADL", "[shutdown_signals]") {
+  CHECK(std::string(to_string(teardown::SecondSignal::exit_now)) == "exit_now");
+  CHECK(std::string(to_string(teardown::SecondSignal::ignore)) == "ignore");
 }

@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -403,6 +405,19 @@ struct OwnedCloseable {
   }
   void close() { journal->add("closed"); }
 };
+/// A report of the Report shape: ok() and describe().
+struct CountReport {
+  int closed = 0;
+  [[nodiscard]] bool ok() const noexcept { return true; }
+  [[nodiscard]] std::string describe() const {
+    return "counted: " + std::to_string(closed) + "\nsecond line";
+  }
+};
+/// A Closeable whose close returns a report, like DrainGroup and ReapGroup.
+struct ReportingComponent {
+  int closes = 0;
+  CountReport close(Deadline) { return CountReport{++closes}; }
+};
 }  // namespace
 
 TEST_CASE("TeardownStack: a Closeable pushed by reference is closed with the close deadline",
@@ -418,6 +433,74 @@ TEST_CASE("TeardownStack: a Closeable pushed by reference is closed with the clo
   stack.close(deadline);
   CHECK(closes == std::vector<Deadline>{deadline});
   CHECK(plain_closes == 1);
+}
+
+TEST_CASE(
+    "TeardownStack: a Closeable whose close returns a report leaves its describe() in the step's detail",
+    "[teardown_stack][detail]") {
+  STATIC_REQUIRE(teardown::ReportingCloseable<ReportingComponent>);
+  STATIC_REQUIRE(!teardown::ReportingCloseable<DeadlineCloseable>);
+  ReportingComponent component;
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("component", component);
+  const auto& report = stack.close();
+  REQUIRE(report.steps.size() == 1);
+  CHECK(component.closes == 1);
+  CHECK(report.steps[0].status == StepStatus::done);
+  CHECK(report.steps[0].detail == "counted: 1\nsecond line");
+}
+
+TEST_CASE("TeardownStack: an action returning a report leaves its describe() in the step's detail",
+          "[teardown_stack][detail]") {
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("returns a report", [](Deadline) { return CountReport{7}; });
+  stack.push("returns an int", [] { return 42; });  // not a report: no detail
+  stack.push("returns nothing", [] {});
+  const auto& report = stack.close();
+  REQUIRE(report.steps.size() == 3);
+  CHECK(report.steps[0].detail.empty());
+  CHECK(report.steps[1].detail.empty());
+  CHECK(report.steps[2].detail == "counted: 7\nsecond line");
+}
+
+TEST_CASE("TeardownStack: the sink sees the step's detail", "[teardown_stack][detail]") {
+  std::vector<std::string> details;
+  ReportingComponent component;
+  teardown::TeardownStack<> stack([&](const teardown::StepOutcome& step) { details.push_back(step.detail); });
+  stack.push("component", component);
+  stack.close();
+  CHECK(details == std::vector<std::string>{"counted: 1\nsecond line"});
+}
+
+TEST_CASE("TeardownStack: describe() prints each step's detail nested under it, line by line",
+          "[teardown_stack][detail]") {
+  ReportingComponent component;
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("last", [] {});
+  stack.push("component", component);
+  const std::string text = stack.close().describe();
+  const std::regex expected(
+      "1\\. component: done in [0-9]+\\.[0-9] ms\n"
+      "   counted: 1\n"
+      "   second line\n"
+      "2\\. last: done in [0-9]+\\.[0-9] ms\n");
+  INFO(text);
+  CHECK(std::regex_match(text, expected));
+}
+
+TEST_CASE("TeardownStack: a nested stack pushed by reference leaves its own report as the detail",
+          "[teardown_stack][detail]") {
+  teardown::TeardownStack<> outer(nullptr);
+  teardown::TeardownStack<> inner(nullptr);
+  ReportingComponent component;
+  inner.push("inner component", component);
+  outer.push("inner", inner);
+  const auto& report = outer.close();
+  REQUIRE(report.steps.size() == 1);
+  const std::string& detail = report.steps[0].detail;
+  CHECK(detail.find("1. inner component: done in ") == 0);
+  CHECK(detail.find("\n   counted: 1\n") != std::string::npos);
+  CHECK(outer.close().describe().find("\n      counted: 1\n") != std::string::npos);  // nested twice
 }
 
 TEST_CASE("TeardownStack: an adopted Closeable is closed, then destroyed, by its step", "[teardown_stack]") {
@@ -602,6 +685,15 @@ TEST_CASE("TeardownStack: a push after close began runs the action at once and t
                   teardown::StackClosed);
   CHECK_FALSE(acquired);  // nothing acquired, nothing to leak
   CHECK(journal.entries() == std::vector<std::string>{"late", "closed", "destroyed"});
+}
+
+TEST_CASE("TeardownStack: StackClosed is a teardown::Closed, like every used-after-close error",
+          "[teardown_stack]") {
+  STATIC_REQUIRE(std::is_base_of_v<teardown::Closed, teardown::StackClosed>);
+  teardown::TeardownStack<> stack(nullptr);
+  stack.close();
+  CHECK_THROWS_AS(stack.push("late", [] {}), teardown::Closed);
+  CHECK_THROWS_AS(stack.push("late", [] {}), std::logic_error);
 }
 
 TEST_CASE("TeardownStack: a step pushed by a running step runs at once and its pusher sees StackClosed",

@@ -137,12 +137,9 @@ int run_pod(const PodOptions& options, const std::string& self) {
   Deadline deadline = Deadline::never();
   std::atomic<int> admitted_after_signal{0};
   std::atomic<bool> signalled{false};
-  teardown::DrainReport drain_report;
-  teardown::ReapReport reap_report;
   std::optional<Journal> journal_handle;
-  const auto ladder =
-      teardown::ladder(teardown::rung::Signal{SIGTERM, pod_term_grace}, teardown::rung::Kill{});
-  teardown::ReapGroup workers(ladder);
+  teardown::ReapGroup workers(
+      teardown::ladder(teardown::rung::Signal{SIGTERM, pod_term_grace}, teardown::rung::Kill{}));
   teardown::DrainGroup requests;
   std::jthread admitter;
 
@@ -156,10 +153,12 @@ int run_pod(const PodOptions& options, const std::string& self) {
     if (step.name == "linger") {
       say("             " + std::to_string(admitted_after_signal.load()) +
           " requests admitted after SIGTERM, while the endpoint removal propagated");
-    } else if (step.name == "drain requests") {
-      say("             " + drain_report.describe());
-    } else if (step.name == "reap workers") {
-      for (const auto& status : reap_report.statuses) say("             " + status.describe());
+    }
+    // The drain's and the reap's own reports (DrainReport, ReapReport), kept by the stack.
+    for (std::size_t start = 0; start < step.detail.size();) {
+      const std::size_t end = std::min(step.detail.find('\n', start), step.detail.size());
+      say("             " + step.detail.substr(start, end - start));
+      start = end + 1;
     }
   });
   teardown::TeardownStack<PodPlan> stack(notifier.sink(std::move(phase_lines)));
@@ -170,7 +169,7 @@ int run_pod(const PodOptions& options, const std::string& self) {
                                                    [](Journal& opened) { opened.close(); });
     journal_handle = journal;
 
-    stack.push<"reap workers">([&](Deadline until) { reap_report = workers.reap_all(ladder, until); });
+    stack.push<"reap workers">(workers);  // by reference: its own ladder, its report kept
     int ready_pipe[2];
     if (::pipe2(ready_pipe, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
     teardown::UniqueFd ready_read{ready_pipe[0]};
@@ -185,14 +184,14 @@ int run_pod(const PodOptions& options, const std::string& self) {
     ready_write.reset();
     wait_for_ready_bytes(ready_read.get(), pod_worker_count, Deadline::after(5s));
 
-    stack.push<"drain requests">([&](Deadline until) { drain_report = requests.shutdown(until); });
+    stack.push<"drain requests">(requests);  // by reference: shutdown(deadline), its report kept
     stack.push<"stop admitting">([&] {
       admitter.request_stop();
       if (admitter.joinable()) admitter.join();
     });
     stack.push<"linger">([&](Deadline until) {
       // The kubelet's preStop `sleep`, done in-process: serving goes on meanwhile.
-      std::this_thread::sleep_until(earliest(until, Deadline::after(options.linger)).time_point());
+      std::this_thread::sleep_until(teardown::earliest(until, Deadline::after(options.linger)).time_point());
     });
     stack.push<"not ready">([&] {
       std::error_code ignored;

@@ -12,6 +12,9 @@
 //   2. reap workers   — one ReapGroup: SIGTERM, 500 ms for all of them together, then SIGKILL
 //   3. close storage  — fsync and close the journal, once nothing can write to it
 //
+// The final report is the stack's own: each step's detail holds the DrainReport and the
+// ReapReport (every worker's ExitStatus) of the component it closed.
+//
 // With NOTIFY_SOCKET set (a systemd unit with Type=notify) it tells systemd READY=1 once the
 // workers are up, STOPPING=1 on the signal and each stage as it starts (ServiceNotifier).
 // `supervisor --k8s` runs Kubernetes' budget instead (k8s.cpp).
@@ -37,7 +40,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -73,7 +75,6 @@ using SupervisorPlan = teardown::Plan<
     Stage<"close storage", "everything above writes to it: flushed and closed last">>;
 
 constexpr int worker_count = 3;
-constexpr int plain_worker = 4;            // a plain binary with a setsid daemon, die_with_parent
 constexpr int stubborn_worker = 2;         // ignores SIGTERM: the ladder has to SIGKILL it
 constexpr int stubborn_request = 3;        // ignores its stop token: the drain has to abandon it
 constexpr auto admit_every = 150ms;        // a new request this often until admission closes
@@ -191,9 +192,6 @@ void start_request(teardown::Ticket ticket, std::string id, Clock::duration leng
   }).detach();
 }
 
-/// The rung a worker's ladder ended at, in words.
-std::string rung_text(std::size_t rung) { return rung == 0 ? "the SIGTERM rung" : "the Kill rung"; }
-
 /// READY=1 to the service manager, when there is one: `systemctl start` returns now.
 void report_ready(const teardown::ServiceNotifier& notifier, const Stopwatch& clock) {
   if (!notifier.enabled()) return;
@@ -221,40 +219,24 @@ int run_supervisor(const Options& options, const std::string& self) {
     start = end + 1;
   }
 
-  // What the stages fill in for the report, printed by the event sink as each stage ends.
-  teardown::DrainReport drain_report;
-  teardown::ReapReport reap_report;
-  std::map<pid_t, int> worker_numbers;
   std::optional<Journal> journal_handle;
   Clock::time_point shutdown_began{};
 
   // Target::tree: each worker's whole containment (its cgroup leaf, or its group and what it
   // adopted), so the plain worker's setsid daemon goes with it and the reap ends only once it has.
-  const auto ladder = teardown::ladder(teardown::rung::Signal{SIGTERM, term_grace, teardown::Target::tree},
-                                       teardown::rung::Kill{teardown::Target::tree});
-  teardown::ReapGroup workers(ladder);
+  teardown::ReapGroup workers(
+      teardown::ladder(teardown::rung::Signal{SIGTERM, term_grace, teardown::Target::tree},
+                       teardown::rung::Kill{teardown::Target::tree}));
   teardown::DrainGroup requests;
+  // The event sink tells each step as it ends; the reports of the drain and the reap come with
+  // the stack's report at the end (StepOutcome::detail), not through this sink.
   teardown::TeardownStack<SupervisorPlan> stack(notifier.sink([&](const teardown::StepOutcome& step) {
     std::string line = clock.stamp() + "step '" + step.name +
                        "': " + std::string(teardown::to_string(step.status)) + " in " +
-                       duration_text(step.took);
+                       teardown::duration_text(step.took);
     if (step.error) line += ": " + teardown::detail::what_of(step.error);
     say(line);
-    if (step.name == "drain requests") {
-      say("             " + drain_report.describe());
-      say("             abandoned ids: " + (drain_report.abandoned_ids.empty() ? std::string("none") : [&] {
-            std::string ids;
-            for (const auto& id : drain_report.abandoned_ids) ids += (ids.empty() ? "" : ", ") + id;
-            return ids;
-          }()));
-    } else if (step.name == "reap workers") {
-      for (const auto& status : reap_report.statuses) {
-        say("             worker " + std::to_string(worker_numbers[status.pid]) +
-            (worker_numbers[status.pid] == plain_worker ? " (plain, and its daemon)" : "") + ": " +
-            status.describe() + " (" + rung_text(status.rung) + ")");
-      }
-      for (const auto& error : reap_report.errors) say("             ladder error: " + error);
-    } else if (step.name == "close storage" && journal_handle) {
+    if (step.name == "close storage" && journal_handle) {
       const auto totals = journal_handle->totals();
       say("             journal " + journal_handle->path() + ": " + std::to_string(totals.lines) +
           " lines, " + std::to_string(totals.bytes) + " bytes, fsync'd and closed");
@@ -270,7 +252,7 @@ int run_supervisor(const Options& options, const std::string& self) {
     journal_handle = journal;
     say("storage: journal " + journal.path());
 
-    stack.push<"reap workers">([&](Deadline deadline) { reap_report = workers.reap_all(ladder, deadline); });
+    stack.push<"reap workers">(workers);  // by reference: closed with its own ladder, its report kept
     int ready_pipe[2];
     if (::pipe2(ready_pipe, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
     teardown::UniqueFd ready_read{ready_pipe[0]};
@@ -283,7 +265,6 @@ int run_supervisor(const Options& options, const std::string& self) {
       // the workers in order. The lifeline is the write end of a pipe that only this process holds.
       auto child = teardown::spawn(
           std::move(argv), {.new_process_group = true, .lifeline = true, .inherit_fds = {ready_write.get()}});
-      worker_numbers[child.pid()] = number;
       say("worker " + std::to_string(number) + ": started, pid " + std::to_string(child.pid()) +
           (number == stubborn_worker ? " (ignores SIGTERM)" : ""));
       workers.add(std::move(child));
@@ -309,7 +290,6 @@ int run_supervisor(const Options& options, const std::string& self) {
              digit != '\n') {
         daemon_pid += digit;
       }
-      worker_numbers[plain.pid()] = plain_worker;
       say("plain worker: started, pid " + std::to_string(plain.pid()) + "; its setsid daemon: pid " +
           daemon_pid + " (Contain::" + std::string(teardown::to_string(plain.containment())) +
           ", die_with_parent)");
@@ -328,12 +308,16 @@ int run_supervisor(const Options& options, const std::string& self) {
       if (got == 1) ++ready;
     }
 
-    stack.push<"drain requests">([&, journal](Deadline deadline) mutable {
-      drain_report = requests.shutdown(earliest(deadline, Deadline::after(drain_budget)));
+    // The drain has a budget of its own and persists what it abandons: the step returns the
+    // shutdown's DrainReport, which the stack keeps as the step's detail.
+    stack.push<"drain requests">([&requests, journal](Deadline deadline) {
       // The requests still running are recorded as interrupted while the journal is still open
       // (the cancelled ones recorded it themselves when they acknowledged the stop).
-      for (const auto& id : drain_report.abandoned_ids)
-        journal.write(id + " interrupted: abandoned by the drain");
+      auto persist = [journal](std::string_view id, teardown::Interruption how) mutable {
+        return how == teardown::Interruption::cancelled ||
+               journal.write(std::string(id) + " interrupted: abandoned by the drain");
+      };
+      return requests.shutdown(teardown::earliest(deadline, Deadline::after(drain_budget)), persist);
     });
     startup.commit();
   }
@@ -377,13 +361,14 @@ int run_supervisor(const Options& options, const std::string& self) {
   const teardown::TeardownReport& report = stack.close(Deadline::after(shutdown_budget));
   admitter.join();  // admission is closed: it has returned or is about to
   say(clock.stamp() + "teardown " + (report.ok() ? "complete" : "FAILED") + " in " +
-      duration_text(Clock::now() - shutdown_began) + ":");
-  for (std::size_t i = 0; i < report.steps.size(); ++i) {
-    const auto& step = report.steps[i];
-    say("  " + std::to_string(i + 1) + ". " + step.name + ": " +
-        std::string(teardown::to_string(step.status)) + " in " + duration_text(step.took));
+      teardown::duration_text(Clock::now() - shutdown_began) + ":");
+  const std::string steps = report.describe();  // each step, its component's report nested under it
+  for (std::size_t start = 0; start < steps.size();) {
+    const std::size_t end = std::min(steps.find('\n', start), steps.size());
+    if (end > start) say("  " + steps.substr(start, end - start));
+    start = end + 1;
   }
-  if (drain_report.abandoned != 0) {
+  if (requests.in_flight() != 0) {
     // Only to show what the abandoned request does when it finally ends; a real server would not wait.
     if (!stubborn_done->wait_until(Deadline::after(stubborn_overrun + 1s))) {
       say(clock.stamp() + "the abandoned request is still running; exiting without it");

@@ -5,19 +5,25 @@
 //   reaper.close(budget);
 //
 // - `Clock` is `std::chrono::steady_clock`; `Deadline` is a point on it, or never.
-// - `Cancelled` is the library's cancellation exception.
-// - `Closeable` is anything with `close(Deadline)` or `close()`.
+// - `Cancelled` is the library's cancellation exception; `Closed` the base of every "used after
+//   close" error (StackClosed, DrainClosed, PoolClosed).
+// - `Closeable` is anything with `close(Deadline)` or `close()`; a `ReportingCloseable`'s close
+//   returns a `Report` (something with `describe()` and `ok()`), which a TeardownStack keeps.
+// - `duration_text` is how every report prints a duration: "0.3 ms", "30.3 ms", "12.5 s".
 // - The process-wide error handler receives what cannot propagate: a guard action that throws
 //   during unwinding, a destructor-driven close that fails, an invalid environment value.
 //   The library never calls std::terminate on its own.
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <ratio>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -35,14 +41,14 @@ using Clock = std::chrono::steady_clock;
 class Deadline {
  public:
   /// A deadline that never expires.
-  static constexpr Deadline never() noexcept { return Deadline{Clock::time_point::max()}; }
+  [[nodiscard]] static constexpr Deadline never() noexcept { return Deadline{Clock::time_point::max()}; }
 
   /// A deadline at a given point of `Clock`.
-  static constexpr Deadline at(Clock::time_point when) noexcept { return Deadline{when}; }
+  [[nodiscard]] static constexpr Deadline at(Clock::time_point when) noexcept { return Deadline{when}; }
 
   /// A deadline `budget` from now.
   template <class Rep, class Period>
-  static Deadline after(std::chrono::duration<Rep, Period> budget) noexcept {
+  [[nodiscard]] static Deadline after(std::chrono::duration<Rep, Period> budget) noexcept {
     const auto now = Clock::now();
     using Limit = std::chrono::duration<long double, Clock::period>;
     const auto headroom = Limit(Clock::time_point::max() - now);
@@ -63,11 +69,6 @@ class Deadline {
   /// The point on `Clock`; `Clock::time_point::max()` for never.
   [[nodiscard]] constexpr Clock::time_point time_point() const noexcept { return when_; }
 
-  /// The sooner of two deadlines.
-  [[nodiscard]] friend constexpr Deadline earliest(Deadline a, Deadline b) noexcept {
-    return a.when_ <= b.when_ ? a : b;
-  }
-
   friend constexpr bool operator==(Deadline, Deadline) noexcept = default;
   friend constexpr auto operator<=>(Deadline, Deadline) noexcept = default;
 
@@ -75,6 +76,30 @@ class Deadline {
   constexpr explicit Deadline(Clock::time_point when) noexcept : when_(when) {}
   Clock::time_point when_;
 };
+
+/// The sooner of two deadlines: `teardown::earliest(deadline, Deadline::after(500ms))`.
+[[nodiscard]] constexpr Deadline earliest(Deadline a, Deadline b) noexcept {
+  return a.time_point() <= b.time_point() ? a : b;
+}
+
+/// A duration as every report prints it: milliseconds with one decimal below 10 s ("0.3 ms",
+/// "9999.9 ms"), seconds with one decimal from there ("10.0 s", "12.5 s"). Rounded to nearest
+/// (a tie to even).
+[[nodiscard]] inline std::string duration_text(Clock::duration duration) {
+  std::string sign;
+  if (duration < Clock::duration::zero()) {
+    sign = "-";
+    duration = duration == Clock::duration::min() ? Clock::duration::max() : -duration;
+  }
+  using TenthsOfMs = std::chrono::duration<long long, std::ratio<1, 10'000>>;
+  using TenthsOfS = std::chrono::duration<long long, std::deci>;
+  const long long tenths_ms = std::chrono::round<TenthsOfMs>(duration).count();
+  if (tenths_ms < 100'000) {
+    return sign + std::to_string(tenths_ms / 10) + "." + std::to_string(tenths_ms % 10) + " ms";
+  }
+  const long long tenths_s = std::chrono::round<TenthsOfS>(duration).count();
+  return sign + std::to_string(tenths_s / 10) + "." + std::to_string(tenths_s % 10) + " s";
+}
 
 /// The library's cancellation exception. Which exception types count as cancellation is chosen
 /// per component at the type level (see TeardownStack's `Policy`); this is the default.
@@ -90,6 +115,14 @@ class Cancelled : public std::exception {
   std::string reason_;
 };
 
+/// The base of every "used after close" error: a push onto a closed TeardownStack
+/// (StackClosed), an enter into a DrainGroup whose admission closed (DrainClosed), an acquire
+/// from a closed ResourcePool (PoolClosed). A logic error: the caller's order of operations.
+class Closed : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
 /// Anything that can be closed, with or without a deadline. Every teardown component models it,
 /// so any of them can be pushed onto a TeardownStack.
 template <class T>
@@ -98,15 +131,30 @@ concept Closeable = requires(T& t, Deadline d) {
 }
 || requires(T& t) { t.close(); };
 
-/// Closes `t`, passing the deadline when `t` accepts one.
+/// Closes `t`, passing the deadline when `t` accepts one; returns what its close returns.
 template <Closeable T>
-void close_within(T& t, Deadline deadline) {
+decltype(auto) close_within(T& t, Deadline deadline) {
   if constexpr (requires { t.close(deadline); }) {
-    t.close(deadline);
+    return t.close(deadline);
   } else {
-    t.close();
+    return t.close();
   }
 }
+
+/// What a component says about how its close went: `ok()` answers "did everything go right?",
+/// `describe()` tells it in text (TeardownReport, DrainReport, ReapReport, ExitStatus).
+template <class R>
+concept Report = requires(const R& report) {
+  { report.ok() } -> std::convertible_to<bool>;
+  { report.describe() } -> std::convertible_to<std::string>;
+};
+
+/// A Closeable whose close returns a Report (DrainGroup, ReapGroup): closed by a TeardownStack,
+/// it leaves that report's `describe()` in the step's `StepOutcome::detail`.
+template <class T>
+concept ReportingCloseable = Closeable<T> && requires(T& t, Deadline deadline) {
+  { close_within(t, deadline) } -> Report;
+};
 
 /// Receives an error that cannot propagate, and where it happened.
 using ErrorHandler = std::function<void(std::exception_ptr error, std::string_view context)>;

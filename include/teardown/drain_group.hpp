@@ -50,6 +50,19 @@ namespace teardown {
 /// How a ticket ended. `cancelled` means the work acknowledged its stop request.
 enum class Outcome { completed, failed, cancelled };
 
+/// Name of an outcome: "completed", "failed", "cancelled".
+constexpr std::string_view to_string(Outcome outcome) noexcept {
+  switch (outcome) {
+    case Outcome::completed:
+      return "completed";
+    case Outcome::failed:
+      return "failed";
+    case Outcome::cancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
 /// What the persist callback is told about a named item it receives.
 enum class Interruption {
   cancelled,      // it left during the drain, acknowledging the stop (Outcome::cancelled)
@@ -58,7 +71,13 @@ enum class Interruption {
 
 /// Name of an interruption: "cancelled", "still running".
 constexpr std::string_view to_string(Interruption how) noexcept {
-  return how == Interruption::cancelled ? "cancelled" : "still running";
+  switch (how) {
+    case Interruption::cancelled:
+      return "cancelled";
+    case Interruption::still_running:
+      return "still running";
+  }
+  return "unknown";
 }
 
 /// Persists the "interrupted" status of one named item that did not complete: called as
@@ -128,20 +147,21 @@ struct DrainReport {
   Clock::duration took{};
 
   /// Every ticket left without failing before the deadline and every persist succeeded.
-  [[nodiscard]] bool clean() const noexcept {
-    return failed == 0 && abandoned == 0 && persist_failures.empty();
+  [[nodiscard]] bool ok() const noexcept { return failed == 0 && abandoned == 0 && persist_failures.empty(); }
+  [[deprecated("use ok(): every teardown report answers with ok()")]] [[nodiscard]] bool clean()
+      const noexcept {
+    return ok();
   }
   /// Tickets that were in flight when shutdown began.
   [[nodiscard]] std::size_t drained() const noexcept { return completed + failed + cancelled + abandoned; }
 
-  /// One line: `drain: 2 completed, 0 failed, 1 cancelled, 1 abandoned (run-7) in 12 ms`.
+  /// One line: `drain: 2 completed, 0 failed, 1 cancelled, 1 abandoned (run-7) in 12.4 ms`.
   [[nodiscard]] std::string describe() const {
     std::string line = "drain: " + std::to_string(completed) + " completed, " + std::to_string(failed) +
                        " failed, " + std::to_string(cancelled) + " cancelled, " + std::to_string(abandoned) +
                        " abandoned";
     if (!abandoned_ids.empty()) line += " (" + joined(abandoned_ids) + ")";
-    line +=
-        " in " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) + " ms";
+    line += " in " + duration_text(took);
     if (!persist_failures.empty())
       line += "; could not persist interrupted status for " + joined(persist_failures);
     return line;
@@ -155,13 +175,13 @@ struct DrainReport {
   }
 };
 
-/// Thrown by `DrainGroup::enter` once admission closed.
-class DrainClosed : public std::runtime_error {
+/// Thrown by `DrainGroup::enter` once admission closed. A `teardown::Closed` (logic_error).
+class DrainClosed : public Closed {
  public:
   explicit DrainClosed(std::string_view id)
-      : std::runtime_error("DrainGroup: cannot admit " +
-                           (id.empty() ? std::string("an anonymous ticket") : "'" + std::string(id) + "'") +
-                           ": admission is closed (stop_admitting() or shutdown() began)") {}
+      : Closed("DrainGroup: cannot admit " +
+               (id.empty() ? std::string("an anonymous ticket") : "'" + std::string(id) + "'") +
+               ": admission is closed (stop_admitting() or shutdown() began)") {}
 };
 
 namespace detail {
@@ -737,7 +757,8 @@ class DrainGroup {
   /// call runs the drain; concurrent callers wait for it and get the same report; later callers
   /// get it at once. A call re-entering from the draining thread (a stop callback, the error
   /// handler) returns an empty report at once instead of deadlocking.
-  DrainReport shutdown(Deadline deadline, OnInterrupted persist = {}, PersistReserve reserve = {}) {
+  [[nodiscard]] DrainReport shutdown(Deadline deadline, OnInterrupted persist = {},
+                                     PersistReserve reserve = {}) {
     detail::DrainState& state = checked_state("shutdown");
     check_reserve(reserve);
     DrainReport report = shutdown_state(state, deadline, persist, reserve);
@@ -750,12 +771,15 @@ class DrainGroup {
     return report;
   }
 
-  /// Closeable: `shutdown(deadline)`. Tickets abandoned at the deadline are reported to the
-  /// error handler (one line, with their ids), since a close has no report to return.
-  void close(Deadline deadline) {
-    const DrainReport report = shutdown(deadline);
+  /// Closeable: `shutdown(deadline)`, returning its report (a ReportingCloseable: a
+  /// TeardownStack that closes the group keeps the report in the step's detail). Tickets
+  /// abandoned at the deadline are also reported to the error handler (one line, with their
+  /// ids), since a caller of close may drop the report.
+  DrainReport close(Deadline deadline) {
+    DrainReport report = shutdown(deadline);
     if (report.abandoned != 0)
       report_error(std::make_exception_ptr(std::runtime_error(report.describe())), "DrainGroup::close");
+    return report;
   }
 
  private:

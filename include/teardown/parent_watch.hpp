@@ -118,7 +118,7 @@ class ParentWatch {
   /// The environment variable through which a spawning parent passes the lifeline's read end.
   static constexpr const char* lifeline_env = detail::lifeline_variable;
 
-  explicit ParentWatch(ParentWatchOptions options = {}) : state_(std::make_shared<State>()) {
+  [[nodiscard]] explicit ParentWatch(ParentWatchOptions options = {}) : state_(std::make_shared<State>()) {
     State& state = *state_;
     if (options.exit_code < 0 || options.exit_code > 255) {
       throw std::invalid_argument("ParentWatch: exit_code " + std::to_string(options.exit_code) +
@@ -150,7 +150,8 @@ class ParentWatch {
   /// A watch configured by `<PREFIX>_PARENT_WATCH` (off|0|false|no, any case: disabled, returns
   /// nullopt) and `<PREFIX>_PARENT_WATCH_GRACE` (250ms, 5s, 1m...). An invalid value keeps the
   /// default from `options` and is reported once through the error handler; never a crash.
-  static std::optional<ParentWatch> from_env(std::string_view prefix, ParentWatchOptions options = {}) {
+  [[nodiscard]] static std::optional<ParentWatch> from_env(std::string_view prefix,
+                                                           ParentWatchOptions options = {}) {
     std::string name(prefix);
     if (!name.empty() && name.back() != '_') name += '_';
     name += "PARENT_WATCH";

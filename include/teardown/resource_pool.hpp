@@ -218,6 +218,12 @@ inline Scheduler& default_scheduler() {
   return scheduler;
 }
 
+/// Thrown by `ResourcePool::acquire` once the pool is closed. A `teardown::Closed` (logic_error).
+class PoolClosed : public Closed {
+ public:
+  PoolClosed() : Closed("teardown::ResourcePool::acquire: the pool is closed") {}
+};
+
 namespace detail {
 
 /// ResourcePool's state, at a stable address: leases and timer callbacks point here, so the
@@ -303,7 +309,7 @@ class PoolCore {
   [[nodiscard]] Lease acquire(const Key& key) {
     std::unique_lock lock(mutex_);
     while (true) {
-      if (closed_) throw std::logic_error("teardown::ResourcePool::acquire: the pool is closed");
+      if (closed_) throw PoolClosed();
       auto found = entries_.find(key);
       if (found == entries_.end()) return create_entry(lock, *entries_.try_emplace(key, this).first);
       Entry& entry = found->second;
@@ -587,7 +593,8 @@ class ResourcePool {
 
   /// A lease on `key`'s resource: creates it if absent (Create's exception propagates and leaves
   /// no entry), or reuses the live one and cancels its pending cleanup. Waits while a Create or
-  /// Finalize of the same key is running. Throws std::logic_error once the pool is closed.
+  /// Finalize of the same key is running. Throws PoolClosed (a teardown::Closed) once the pool
+  /// is closed.
   [[nodiscard]] Lease acquire(const Key& key) { return core("acquire").acquire(key); }
 
   /// Live entries: leased, or waiting out their ttl.

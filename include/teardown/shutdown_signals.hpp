@@ -48,6 +48,17 @@ enum class SecondSignal {
   ignore,    // nothing more: the graceful path must finish on its own
 };
 
+/// Name of a SecondSignal: "exit_now", "ignore".
+constexpr std::string_view to_string(SecondSignal second) noexcept {
+  switch (second) {
+    case SecondSignal::exit_now:
+      return "exit_now";
+    case SecondSignal::ignore:
+      return "ignore";
+  }
+  return "unknown";
+}
+
 /// Runs once, with the signal's number, when the first shutdown signal arrives: on the library
 /// thread, before the stop token's callbacks (e.g. ServiceNotifier::stopping_action(), so the
 /// service manager hears STOPPING=1 before the teardown begins). What it throws is reported.
@@ -68,9 +79,9 @@ using FirstSignalAction = std::function<void(int signo)>;
 /// the dispositions that were in place before construction.
 class ShutdownSignals {
  public:
-  explicit ShutdownSignals(std::initializer_list<int> signals = {SIGTERM, SIGINT},
-                           SecondSignal second = SecondSignal::exit_now,
-                           FirstSignalAction on_first_signal = {})
+  [[nodiscard]] explicit ShutdownSignals(std::initializer_list<int> signals = {SIGTERM, SIGINT},
+                                         SecondSignal second = SecondSignal::exit_now,
+                                         FirstSignalAction on_first_signal = {})
       : state_(std::make_shared<State>()) {
     if (signals.size() == 0) throw std::invalid_argument("ShutdownSignals: the list of signals is empty");
     state_->on_first_signal = std::move(on_first_signal);

@@ -74,7 +74,7 @@ constexpr std::string_view to_string(Contain contain) noexcept {
     case Contain::automatic:
       return "automatic";
   }
-  return "?";
+  return "unknown";
 }
 
 /// "process", "process_group", "tree".
@@ -87,7 +87,7 @@ constexpr std::string_view to_string(Target target) noexcept {
     case Target::tree:
       return "tree";
   }
-  return "?";
+  return "unknown";
 }
 
 /// How a child ended, and at which step of the ladder.
@@ -108,7 +108,11 @@ struct ExitStatus {
   pid_t pid = -1;
 
   /// Exited by itself with code 0.
-  [[nodiscard]] bool clean() const noexcept { return kind == Kind::exited && code == 0; }
+  [[nodiscard]] bool ok() const noexcept { return kind == Kind::exited && code == 0; }
+  [[deprecated("use ok(): every teardown report answers with ok()")]] [[nodiscard]] bool clean()
+      const noexcept {
+    return ok();
+  }
 
   /// One line, e.g. "pid 4242 was killed by SIGKILL at rung 2 after 503.1 ms".
   [[nodiscard]] std::string describe() const {
@@ -127,18 +131,33 @@ struct ExitStatus {
         text += " could not be killed (SIGKILL refused) and still runs";
         break;
     }
-    return text + " at rung " + std::to_string(rung) + " after " + detail::milliseconds_text(took);
+    return text + " at rung " + std::to_string(rung) + " after " + duration_text(took);
   }
 };
+
+/// "exited", "signaled", "reaped_elsewhere", "kill_refused".
+constexpr std::string_view to_string(ExitStatus::Kind kind) noexcept {
+  switch (kind) {
+    case ExitStatus::Kind::exited:
+      return "exited";
+    case ExitStatus::Kind::signaled:
+      return "signaled";
+    case ExitStatus::Kind::reaped_elsewhere:
+      return "reaped_elsewhere";
+    case ExitStatus::Kind::kill_refused:
+      return "kill_refused";
+  }
+  return "unknown";
+}
 
 /// What one of the child's fds 0, 1, 2 becomes: ours (inherit), /dev/null, a pipe whose other
 /// end the Child owns, or a copy of one of our fds (checked at spawn: EBADF names it).
 class Stdio {
  public:
-  static Stdio inherit() noexcept { return Stdio(detail::StdioKind::inherit, -1); }
-  static Stdio null() noexcept { return Stdio(detail::StdioKind::null, -1); }
-  static Stdio pipe() noexcept { return Stdio(detail::StdioKind::pipe, -1); }
-  static Stdio fd(int fd) noexcept { return Stdio(detail::StdioKind::fd, fd); }
+  [[nodiscard]] static Stdio inherit() noexcept { return Stdio(detail::StdioKind::inherit, -1); }
+  [[nodiscard]] static Stdio null() noexcept { return Stdio(detail::StdioKind::null, -1); }
+  [[nodiscard]] static Stdio pipe() noexcept { return Stdio(detail::StdioKind::pipe, -1); }
+  [[nodiscard]] static Stdio fd(int fd) noexcept { return Stdio(detail::StdioKind::fd, fd); }
 
   /// What the fork/exec engine plans from.
   [[nodiscard]] detail::StdioRequest request() const noexcept { return request_; }
@@ -204,7 +223,9 @@ class Child {
  public:
   /// Takes over `pid`, a child of this process started elsewhere; opens its pidfd now.
   /// Throws std::system_error if `pid` is not a child of this process (ECHILD) or is gone.
-  static Child adopt(pid_t pid) { return detail::adopt_child(pid, detail::PidfdUse::when_available); }
+  [[nodiscard]] static Child adopt(pid_t pid) {
+    return detail::adopt_child(pid, detail::PidfdUse::when_available);
+  }
 
   Child(Child&& other) noexcept
       : pid_(std::exchange(other.pid_, -1)),
@@ -254,7 +275,7 @@ class Child {
   void close_stdin() noexcept { fds_.stdin_write.reset(); }
 
   /// Reaps the child if it has ended; never blocks.
-  std::optional<ExitStatus> try_wait() {
+  [[nodiscard]] std::optional<ExitStatus> try_wait() {
     if (status_) return status_;
     if (pid_ <= 0) throw std::logic_error("teardown::Child: used after it was moved from");
     // The guardian must let go of a die_with_parent child before its pid can be recycled.
@@ -472,7 +493,7 @@ class Child {
 /// never a child that exits 127. Bad options (an invalid Stdio::fd or inherit_fds entry, a cwd
 /// that is missing or not a directory, an env entry without '=') throw before any child runs.
 /// The child starts with default signal dispositions and an empty signal mask.
-inline Child spawn(std::vector<std::string> argv, SpawnOptions options = {}) {
+[[nodiscard]] inline Child spawn(std::vector<std::string> argv, SpawnOptions options = {}) {
   return detail::spawn_child(std::move(argv), std::move(options), detail::PidfdUse::when_available);
 }
 

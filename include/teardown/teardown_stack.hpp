@@ -232,12 +232,16 @@ constexpr std::string_view to_string(StepStatus status) noexcept {
   return "unknown";
 }
 
-/// What happened to one step. `error` is set for failed and cancelled steps.
+/// What happened to one step. `error` is set for failed and cancelled steps. `detail` is the
+/// `describe()` of the report the step returned: a ReportingCloseable pushed by reference
+/// (DrainGroup, ReapGroup, a nested TeardownStack) or an action returning a Report; empty
+/// otherwise.
 struct StepOutcome {
   std::string name;
   StepStatus status = StepStatus::done;
   Clock::duration took{};
   std::exception_ptr error;
+  std::string detail;
 };
 
 /// What a sink hears as a step begins: its name, its place in this close or rollback (`number`
@@ -283,26 +287,31 @@ struct TeardownReport {
     return true;
   }
 
-  /// One line per step: `<n>. <name>: <status> in <time>[: <what>]`.
+  /// One line per step: `<n>. <name>: <status> in <time>[: <what>]`, followed by the step's
+  /// `detail` (the report of the component it closed), each of its lines indented under it.
   [[nodiscard]] std::string describe() const {
     std::string text;
     std::size_t number = 0;
     for (const auto& step : steps) {
-      char took[48];
-      const double micros = std::chrono::duration<double, std::micro>(step.took).count();
-      std::snprintf(took, sizeof took, "%.1f us", micros);
       text += std::to_string(++number);
       text += ". ";
       text += step.name;
       text += ": ";
       text += to_string(step.status);
       text += " in ";
-      text += took;
+      text += duration_text(step.took);
       if (step.status == StepStatus::failed || step.status == StepStatus::cancelled) {
         text += ": ";
         text += detail::what_of(step.error);
       }
       text += '\n';
+      for (std::size_t start = 0; start < step.detail.size();) {
+        const std::size_t end = std::min(step.detail.find('\n', start), step.detail.size());
+        text += "   ";
+        text.append(step.detail, start, end - start);
+        text += '\n';
+        start = end + 1;
+      }
     }
     return text;
   }
@@ -347,13 +356,13 @@ class TeardownError : public std::runtime_error {
 
 /// Thrown by a push after close began. The pushed action has already run when it is thrown (a
 /// push_on_failure step only if the close is a failure teardown).
-class StackClosed : public std::logic_error {
+class StackClosed : public Closed {
  public:
   explicit StackClosed(std::string_view step, bool ran_at_once = true)
-      : std::logic_error(
-            "teardown::TeardownStack: step '" + std::string(step) + "' was registered after close() began; " +
-            (ran_at_once ? "its action ran at once"
-                         : "it runs only on failure and the close is not one, so it did not run")) {}
+      : Closed("teardown::TeardownStack: step '" + std::string(step) +
+               "' was registered after close() began; " +
+               (ran_at_once ? "its action ran at once"
+                            : "it runs only on failure and the close is not one, so it did not run")) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -382,14 +391,16 @@ inline constexpr bool is_policy_v<Policy<OnCancel, C...>> = true;
 template <class...>
 inline constexpr bool dependent_false_v = false;
 
-/// Closes an object the stack refers to or owns. A nested stack reports its failures upward
-/// (close_or_throw) instead of keeping them to itself.
+/// Closes an object the stack refers to or owns, returning what its close returns. A nested
+/// stack reports its failures upward (close_or_throw) instead of keeping them to itself, and
+/// its report when none failed.
 template <class T>
-void close_object(T& object, Deadline deadline) {
+decltype(auto) close_object(T& object, Deadline deadline) {
   if constexpr (is_teardown_stack_v<T>) {
     object.close_or_throw(deadline);
+    return object.close(deadline);  // closed already: the same report, at once
   } else {
-    close_within(object, deadline);
+    return close_within(object, deadline);
   }
 }
 
@@ -397,14 +408,14 @@ void close_object(T& object, Deadline deadline) {
 template <class T>
 struct ClosesByReference {
   T* object;
-  void operator()(Deadline deadline) const { close_object(*object, deadline); }
+  decltype(auto) operator()(Deadline deadline) const { return close_object(*object, deadline); }
 };
 
 /// A Closeable the stack owns: closed, then destroyed with the step.
 template <class T>
 struct AdoptedCloseable {
   T object;
-  void operator()(Deadline deadline) { close_object(object, deadline); }
+  decltype(auto) operator()(Deadline deadline) { return close_object(object, deadline); }
 };
 
 /// A resource acquired by `enter`, with its release. `release` comes first: if copying it throws,
@@ -423,16 +434,17 @@ struct EnteredResource {
 };
 
 template <class A>
-void invoke_action(A& action, Deadline deadline) {
+decltype(auto) invoke_action(A& action, Deadline deadline) {
   if constexpr (std::is_invocable_v<A&, Deadline>) {
-    action(deadline);
+    return action(deadline);
   } else {
-    action();
+    return action();
   }
 }
 
 struct StepOps {
-  void (*run)(void* callable, Deadline deadline);
+  /// Runs the step; a step that returns a Report leaves its `describe()` in `detail`.
+  void (*run)(void* callable, Deadline deadline, std::string& detail);
   void (*destroy)(void* callable) noexcept;
   /// Moves the callable into `buffer` (inline storage of another slot) and destroys the
   /// original; returns where it now lives. Heap-stored callables keep their address. Null when
@@ -441,8 +453,17 @@ struct StepOps {
 };
 
 template <class C>
-void run_step(void* callable, Deadline deadline) {
-  invoke_action(*static_cast<C*>(callable), deadline);
+void run_step(void* callable, Deadline deadline, std::string& detail) {
+  C& step = *static_cast<C*>(callable);
+  if constexpr (Report<std::remove_cvref_t<decltype(invoke_action(step, deadline))>>) {
+    decltype(auto) report = invoke_action(step, deadline);
+    try {
+      detail = report.describe();
+    } catch (...) {  // out of memory for the text: the step itself is done, and stays so
+    }
+  } else {
+    invoke_action(step, deadline);
+  }
 }
 
 template <class C, bool OnHeap>
@@ -1102,7 +1123,10 @@ class TeardownStack {
       deadline_now = close_deadline_;
     }
     // close() began while acquire ran: release now.
-    auto run_now = [slot](Deadline deadline) { slot->ops->run(slot->callable, deadline); };
+    auto run_now = [slot](Deadline deadline) {
+      std::string unreported;  // a release run at once has no step to report into
+      slot->ops->run(slot->callable, deadline, unreported);
+    };
     release_at_once(name_for(stage, name), run_now, deadline_now);
     slot->ops->destroy(slot->callable);
     {
@@ -1200,6 +1224,7 @@ class TeardownStack {
 
       StepStatus status = StepStatus::skipped;
       std::exception_ptr error;
+      std::string detail;
       if (!skipping && (failure || !slot->on_failure)) {
         if (sink_.on_start) {
           announce_start(name_of(*slot), number, count, deadline);
@@ -1207,7 +1232,7 @@ class TeardownStack {
         }
         status = StepStatus::done;
         try {
-          slot->ops->run(slot->callable, deadline);
+          slot->ops->run(slot->callable, deadline, detail);
         } catch (...) {
           error = std::current_exception();
           status = P::is_cancellation(error) ? StepStatus::cancelled : StepStatus::failed;
@@ -1223,7 +1248,7 @@ class TeardownStack {
         took = ended - started;
         started = ended;
       }
-      finished_recorded = record(name_of(*slot), status, took, std::move(error), outcomes);
+      finished_recorded = record(name_of(*slot), status, took, std::move(error), std::move(detail), outcomes);
       if (custom_sink_) started = Clock::now();
       finished = slot;
     }
@@ -1251,7 +1276,7 @@ class TeardownStack {
 
   /// Appends the outcome to `outcomes` and tells the sink; false if it could not be appended.
   bool record(std::string_view name, StepStatus status, Clock::duration took, std::exception_ptr error,
-              std::vector<StepOutcome>& outcomes) noexcept {
+              std::string detail, std::vector<StepOutcome>& outcomes) noexcept {
     StepOutcome* outcome;
     try {
       outcome = &outcomes.emplace_back();  // built in place: no string moves
@@ -1263,6 +1288,7 @@ class TeardownStack {
     outcome->status = status;
     outcome->took = took;
     outcome->error = std::move(error);
+    outcome->detail = std::move(detail);
     try {
       outcome->name.assign(name.data(), name.size());
     } catch (...) {  // out of memory for a long name: the outcome stays, unnamed

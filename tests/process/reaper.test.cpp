@@ -1,6 +1,7 @@
 // Reaper, ReapGroup, Child and spawn with real processes: the spec's list and seed 002's
 // contracts. Children are /bin/sh scripts that report on a pipe; no test sleeps to wait.
 #include <teardown/reaper.hpp>
+#include <teardown/teardown_stack.hpp>
 
 #include <pthread.h>
 #include <sched.h>
@@ -337,7 +338,7 @@ TEST_CASE("spawn: env_add and inherit_fds reach the child, and every other fd is
   CHECK(report.read_line(Deadline::after(20s)) == "closed");
   const auto status = child.wait_until(Deadline::after(20s));
   REQUIRE(status);
-  CHECK(status->clean());
+  CHECK(status->ok());
 }
 
 TEST_CASE("Child: wait_until returns nullopt at the deadline while the child runs", "[reaper][process]") {
@@ -435,8 +436,43 @@ TEST_CASE("ReapGroup: children with and without pidfd are reaped together in loc
   REQUIRE(report.statuses.size() == 3);
   CHECK(report.statuses[0].signal == SIGKILL);
   CHECK(report.statuses[1].signal == SIGKILL);
-  CHECK(report.statuses[2].clean());
+  CHECK(report.statuses[2].ok());
   CHECK(report.took < 200ms + 2s);
+}
+
+TEST_CASE("ReapGroup: reap_all() without a ladder uses the ladder the group was built with",
+          "[reaper][process]") {
+  ReportPipe ready;
+  ReapGroup group(teardown::ladder(rung::Signal{SIGTERM, 200ms}, rung::Kill{}));
+  group.add(teardown_test::spawn_term_ignoring(ready));
+  group.add(teardown::spawn({"sleep", "60"}));
+  const auto report = group.reap_all(Deadline::after(20s));
+  REQUIRE(report.statuses.size() == 2);
+  CHECK(report.statuses[0].signal == SIGKILL);
+  CHECK(report.statuses[0].rung == 1);  // the group's second rung: its own Kill
+  CHECK(report.statuses[1].signal == SIGTERM);
+  CHECK(report.statuses[1].rung == 0);
+  CHECK(report.took < 200ms + 5s);  // the group's 200 ms grace, not default_ladder()'s 5 s
+  CHECK(group.size() == 0);
+}
+
+TEST_CASE("ReapGroup: close returns the reap's report; on a TeardownStack it is the step's detail",
+          "[reaper][process]") {
+  STATIC_REQUIRE(teardown::ReportingCloseable<ReapGroup>);
+  ReapGroup group(teardown::ladder(rung::Signal{SIGTERM, 5s}, rung::Kill{}));
+  auto worker = teardown::spawn({"sleep", "60"});
+  const pid_t pid = worker.pid();
+  group.add(std::move(worker));
+  teardown::TeardownStack<> stack(nullptr);
+  stack.push("reap workers", group);
+  const auto& report = stack.close(Deadline::after(20s));
+  REQUIRE(report.steps.size() == 1);
+  const std::string& detail = report.steps[0].detail;
+  INFO(detail);
+  CHECK(detail.rfind("reap: 1 child in ", 0) == 0);
+  CHECK(contains(detail, "\npid " + std::to_string(pid) + " was killed by SIGTERM at rung 0 after "));
+  CHECK(contains(report.describe(), "\n   pid " + std::to_string(pid) + " was killed by SIGTERM"));
+  CHECK(teardown_test::is_reaped(pid));
 }
 
 TEST_CASE("Reaper: the overall deadline cuts the graces short and jumps to Kill", "[reaper][process]") {
@@ -759,7 +795,7 @@ TEST_CASE("Seed 002: a pool exit leaves no live workers and tolerates a crashed 
     CHECK(report.statuses[3].signal == SIGKILL);
     CHECK(report.statuses[3].rung == 0);
     for (int i = 0; i < 3; ++i) CHECK(report.statuses[static_cast<std::size_t>(i)].signal == SIGTERM);
-    CHECK_FALSE(report.clean());
+    CHECK_FALSE(report.ok());
   }
   for (const pid_t pid : pids) CHECK(teardown_test::is_reaped(pid));
 }

@@ -115,7 +115,7 @@ TEST_CASE("spawn: Stdio::pipe on stdin and stdout round-trips bytes, and close_s
   child.close_stdin();
   CHECK(child.stdin_fd() == -1);
   CHECK(read_to_eof(child.stdout_fd(), Deadline::after(20s)) == message);  // cat saw EOF and exited
-  CHECK(wait_for_exit(child).clean());
+  CHECK(wait_for_exit(child).ok());
   CHECK(child.stdout_fd() == -1);  // the pipe ends close when the child is reaped
 }
 
@@ -138,7 +138,7 @@ TEST_CASE("spawn: Stdio::null gives the child /dev/null as stdin and stdout", "[
       sh("in=$(readlink /proc/$$/fd/0); out=$(readlink /proc/$$/fd/1); cat; echo \"$in $out cat-ended\" >&2"),
       {.in = Stdio::null(), .out = Stdio::null(), .err = Stdio::pipe()});
   CHECK(read_to_eof(child.stderr_fd(), Deadline::after(20s)) == "/dev/null /dev/null cat-ended\n");
-  CHECK(wait_for_exit(child).clean());
+  CHECK(wait_for_exit(child).ok());
 }
 
 TEST_CASE("spawn: Stdio::fd sends the child's stdout to a file we opened, and leaves our fd open",
@@ -149,7 +149,7 @@ TEST_CASE("spawn: Stdio::fd sends the child's stdout to a file we opened, and le
   REQUIRE(file.valid());
   auto child = teardown::spawn(sh("echo into-the-file"), {.out = Stdio::fd(file.get())});
   CHECK(child.stdout_fd() == -1);  // the fd is ours, not the Child's
-  CHECK(wait_for_exit(child).clean());
+  CHECK(wait_for_exit(child).ok());
   CHECK(::fcntl(file.get(), F_GETFD) != -1);
   std::ifstream written(path);
   std::string content((std::istreambuf_iterator<char>(written)), std::istreambuf_iterator<char>());
@@ -163,7 +163,7 @@ TEST_CASE("spawn: cwd runs the child in that directory, where relative paths res
   auto child =
       teardown::spawn(sh("pwd -P; cat marker"), {.out = Stdio::pipe(), .cwd = directory.path.string()});
   CHECK(read_to_eof(child.stdout_fd(), Deadline::after(20s)) == real_path + "\nfound-by-relative-path\n");
-  CHECK(wait_for_exit(child).clean());
+  CHECK(wait_for_exit(child).ok());
 }
 
 TEST_CASE("spawn: env replaces the whole environment, and env_add applies on top", "[spawn][process]") {
@@ -176,7 +176,7 @@ TEST_CASE("spawn: env replaces the whole environment, and env_add applies on top
   ::unsetenv("TEARDOWN_SPAWN_TEST_OURS");
   REQUIRE(output);
   CHECK(lines_of(*output) == std::vector<std::string>{"ONLY=1", "SHARED=from-env-add", "ADDED=2"});
-  CHECK(wait_for_exit(child).clean());
+  CHECK(wait_for_exit(child).ok());
 }
 
 TEST_CASE("spawn: with env and a lifeline, the library still sets TEARDOWN_LIFELINE_FD itself",
@@ -192,7 +192,7 @@ TEST_CASE("spawn: with env and a lifeline, the library still sets TEARDOWN_LIFEL
   CHECK(lines[0] == "ONLY=1");
   CHECK(lines[1].rfind("TEARDOWN_LIFELINE_FD=", 0) == 0);
   CHECK(lines[1] != "TEARDOWN_LIFELINE_FD=99");
-  CHECK(wait_for_exit(child).clean());
+  CHECK(wait_for_exit(child).ok());
 }
 
 TEST_CASE("spawn: an env entry without '=' is an invalid_argument naming it", "[spawn][process]") {
@@ -302,7 +302,7 @@ TEST_CASE("Child: containment() is what the child got", "[spawn][process]") {
   CHECK(grouped.containment() == Contain::process_group);
   auto legacy = teardown::spawn({"/bin/true"}, {.new_process_group = true, .contain = Contain::none});
   CHECK(legacy.containment() == Contain::process_group);
-  for (auto* child : {&plain, &automatic, &grouped, &legacy}) CHECK(wait_for_exit(*child).clean());
+  for (auto* child : {&plain, &automatic, &grouped, &legacy}) CHECK(wait_for_exit(*child).ok());
 }
 
 TEST_CASE("Child: Contain::process_group makes the child lead its own process group", "[spawn][process]") {
@@ -315,7 +315,7 @@ TEST_CASE("Child: Contain::process_group makes the child lead its own process gr
   const auto lines = lines_of(*output);
   REQUIRE(lines.size() == 2);
   CHECK(lines[0] == lines[1]);  // its group id is its pid
-  CHECK(wait_for_exit(child).clean());
+  CHECK(wait_for_exit(child).ok());
 }
 
 // Last: Catch2 runs test cases in declaration order.

@@ -269,7 +269,7 @@ class LadderClimb {
     }
     wait_for_rung(rung_index, rung_end, ask.get(), ask_done.get());
     if (!ask->finished.load(std::memory_order_acquire) && rung_end.expired()) {
-      note(rung_index, " (Request): ask did not return within its grace of " + milliseconds_text(step.grace) +
+      note(rung_index, " (Request): ask did not return within its grace of " + duration_text(step.grace) +
                            "; the ladder moved on and left it running");
     }
     ask->abandon();

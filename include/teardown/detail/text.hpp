@@ -1,4 +1,5 @@
-// teardown/detail/text.hpp — how reports spell a signal and a duration, the same in every message.
+// teardown/detail/text.hpp — how reports spell a signal, the same in every message (durations:
+// teardown::duration_text).
 #pragma once
 
 #include <signal.h>
@@ -44,12 +45,6 @@ inline std::string signal_name(int signo) {
     default:
       return "signal " + std::to_string(signo);
   }
-}
-
-/// "503.1 ms": milliseconds with one decimal.
-inline std::string milliseconds_text(Clock::duration duration) {
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(duration).count();
-  return std::to_string(micros / 1000) + "." + std::to_string((micros % 1000) / 100) + " ms";
 }
 
 }  // namespace teardown::detail
