@@ -86,18 +86,24 @@ class Deadline {
 /// "9999.9 ms"), seconds with one decimal from there ("10.0 s", "12.5 s"). Rounded to nearest
 /// (a tie to even).
 [[nodiscard]] inline std::string duration_text(Clock::duration duration) {
-  std::string sign;
-  if (duration < Clock::duration::zero()) {
-    sign = "-";
-    duration = duration == Clock::duration::min() ? Clock::duration::max() : -duration;
-  }
-  using TenthsOfMs = std::chrono::duration<long long, std::ratio<1, 10'000>>;
-  using TenthsOfS = std::chrono::duration<long long, std::deci>;
-  const long long tenths_ms = std::chrono::round<TenthsOfMs>(duration).count();
+  const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
+  const bool negative = nanos < 0;
+  // |nanos| in unsigned arithmetic: defined even for the most negative value (std::chrono::round
+  // would overflow near the ends of the range).
+  const auto magnitude =
+      negative ? 0ULL - static_cast<unsigned long long>(nanos) : static_cast<unsigned long long>(nanos);
+  const auto rounded = [magnitude](unsigned long long unit) {  // magnitude / unit, half to even
+    const unsigned long long quotient = magnitude / unit;
+    const unsigned long long rest = magnitude % unit;
+    const bool up = rest * 2 > unit || (rest * 2 == unit && quotient % 2 == 1);
+    return quotient + (up ? 1 : 0);
+  };
+  const std::string sign = negative ? "-" : "";
+  const unsigned long long tenths_ms = rounded(100'000);
   if (tenths_ms < 100'000) {
     return sign + std::to_string(tenths_ms / 10) + "." + std::to_string(tenths_ms % 10) + " ms";
   }
-  const long long tenths_s = std::chrono::round<TenthsOfS>(duration).count();
+  const unsigned long long tenths_s = rounded(100'000'000);
   return sign + std::to_string(tenths_s / 10) + "." + std::to_string(tenths_s % 10) + " s";
 }
 
