@@ -222,14 +222,6 @@ class DrainState {
 
   enum class Phase { open, draining, closed };
 
-  /// Asks for the word's cache line in a writable state before the load that precedes a
-  /// compare-exchange: contended, the load would fetch it shared and the CAS fetch it again.
-  void prefetch_for_write() const noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(&word_, 1, 3);
-#endif
-  }
-
   std::atomic_ref<std::uint32_t> word() noexcept { return std::atomic_ref<std::uint32_t>(word_); }
   std::uint32_t* word_address() noexcept { return &word_; }
 
@@ -239,7 +231,6 @@ class DrainState {
   /// (completed = in flight at close - the rest) must never see one.
   bool try_admit() {
     auto word_ref = word();
-    prefetch_for_write();
     std::uint32_t seen = word_ref.load(std::memory_order_relaxed);
     do {
       if (seen & closed_bit) return false;
@@ -256,7 +247,6 @@ class DrainState {
   /// arrived: the CAS fails on any of those bits, so the leave is ordered exactly against them.
   bool try_release_unreported() noexcept {
     auto word_ref = word();
-    prefetch_for_write();
     std::uint32_t seen = word_ref.load(std::memory_order_relaxed);
     while (!(seen & (closed_bit | gone_bit | idle_waiter_bit))) {
       if (word_ref.compare_exchange_weak(seen, seen - one_ticket, std::memory_order_release,
