@@ -43,6 +43,7 @@
 
 #include "core.hpp"
 #include "detail/futex.hpp"
+#include "detail/uncaught.hpp"
 #include "detail/wait.hpp"
 
 namespace teardown {
@@ -240,11 +241,12 @@ class DrainState {
     return true;
   }
 
-  /// The anonymous leave while admission is open and nobody waits for idle: one
-  /// compare-exchange, nothing else read. Such a ticket is part of no report (a report covers
-  /// the tickets in flight when admission closed), so its outcome does not matter and is never
-  /// computed. False, changing nothing, once admission closed, the group is gone or a waiter
-  /// arrived: the CAS fails on any of those bits, so the leave is ordered exactly against them.
+  /// A failed or cancelled anonymous ticket leaving while admission is open and nobody waits
+  /// for idle: one compare-exchange. Such a ticket is part of no report (a report covers the
+  /// tickets in flight when admission closed), so its outcome is not recorded. False, changing
+  /// nothing, once admission closed, the group is gone or a waiter arrived: the CAS fails on any
+  /// of those bits, so the leave is ordered exactly against them. (A completed ticket needs no
+  /// such care: it leaves with one fetch_sub, `release_completed`, whatever the state.)
   bool try_release_unreported() noexcept {
     auto word_ref = word();
     std::uint32_t seen = word_ref.load(std::memory_order_relaxed);
@@ -481,7 +483,7 @@ class Ticket {
         named_(std::exchange(other.named_, nullptr)),
         outcome_(other.outcome_),
         finished_(other.finished_),
-        uncaught_on_entry_(named_ ? std::uncaught_exceptions() : 0) {}
+        uncaught_on_entry_(named_ ? detail::uncaught_exceptions() : 0) {}
   Ticket& operator=(Ticket&& other) noexcept {
     if (this != &other) {
       leave();
@@ -489,7 +491,7 @@ class Ticket {
       named_ = std::exchange(other.named_, nullptr);
       outcome_ = other.outcome_;
       finished_ = other.finished_;
-      uncaught_on_entry_ = named_ ? std::uncaught_exceptions() : 0;
+      uncaught_on_entry_ = named_ ? detail::uncaught_exceptions() : 0;
     }
     return *this;
   }
@@ -516,21 +518,19 @@ class Ticket {
  private:
   friend class DrainGroup;
   Ticket(detail::DrainState* state, detail::NamedEntry* named) noexcept
-      : state_(state), named_(named), uncaught_on_entry_(named ? std::uncaught_exceptions() : 0) {}
+      : state_(state), named_(named), uncaught_on_entry_(named ? detail::uncaught_exceptions() : 0) {}
 
   void leave() noexcept {
     if (!state_) return;
     detail::DrainState* state = std::exchange(state_, nullptr);
     detail::NamedEntry* named = std::exchange(named_, nullptr);
-    // The hot path: an anonymous ticket leaving an open group is part of no report.
-    if (!named && state->try_release_unreported()) return;
     Outcome outcome = outcome_;
     if (!finished_) {
-      // An anonymous ticket did not record std::uncaught_exceptions() when it entered (a TLS
-      // call on the hot path), so for it "destroyed by an exception" means any exception in
-      // flight now: the difference shows only for a ticket that lives entirely inside a
-      // destructor running during unwinding.
-      if (std::uncaught_exceptions() > uncaught_on_entry_) {
+      // An anonymous ticket did not record the exceptions in flight when it entered (a TLS read
+      // on the hot path), so for it "destroyed by an exception" means any exception in flight
+      // now: the difference shows only for a ticket that lives entirely inside a destructor
+      // running during unwinding.
+      if (detail::uncaught_exceptions() > uncaught_on_entry_) {
         outcome = Outcome::failed;
       } else if (state->stop.stop_requested()) {
         outcome = Outcome::cancelled;
@@ -538,8 +538,13 @@ class Ticket {
         outcome = Outcome::completed;
       }
     }
-    // A completed anonymous ticket adds nothing to a drain report beyond leaving the count.
-    if (!named && outcome == Outcome::completed) return detail::DrainState::release_completed(state);
+    if (!named) {
+      // The hot path, one fetch_sub: a completed anonymous ticket adds nothing to any report
+      // beyond leaving the count (a drain counts completed tickets by subtraction).
+      if (outcome == Outcome::completed) return detail::DrainState::release_completed(state);
+      // Failed or cancelled, but leaving an open group: part of no report.
+      if (state->try_release_unreported()) return;
+    }
     detail::DrainState::release_slow(state, named, outcome);
   }
 

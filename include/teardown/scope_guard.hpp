@@ -23,10 +23,7 @@
 #include <utility>
 
 #include "core.hpp"
-
-#if defined(__GLIBCXX__) && __has_include(<cxxabi.h>)
-#include <cxxabi.h>
-#endif
+#include "detail/uncaught.hpp"
 
 namespace teardown {
 
@@ -50,31 +47,6 @@ concept guard_condition = std::is_object_v<C> && !std::is_array_v<C> && !is_when
 
 template <class When>
 inline constexpr bool is_when_policy_v = is_when_tag_v<When> || guard_condition<When>;
-
-/// `std::uncaught_exceptions()`, read where the C++ ABI keeps it. libstdc++'s own function
-/// reaches the count through two PLT calls and `__tls_get_addr` (a few ns each, paid twice per
-/// failure/success guard); the count is the `uncaughtExceptions` field of the thread's
-/// `__cxa_eh_globals` (Itanium C++ ABI 2.2.2), whose address is fixed for the thread's life, so
-/// it is looked up once per thread and kept in a `thread_local`. Elsewhere: the standard call.
-#if defined(__GLIBCXX__) && __has_include(<cxxabi.h>)
-struct ItaniumEhGlobals {  // the ABI's layout of __cxa_eh_globals
-  void* caught_exceptions;
-  unsigned int uncaught_exceptions;
-};
-
-[[gnu::cold, gnu::noinline]] inline const ItaniumEhGlobals* find_eh_globals() noexcept {
-  return reinterpret_cast<const ItaniumEhGlobals*>(abi::__cxa_get_globals());
-}
-
-inline int uncaught_exceptions() noexcept {
-  constinit thread_local const ItaniumEhGlobals* globals = nullptr;
-  if (globals == nullptr) [[unlikely]]
-    globals = find_eh_globals();
-  return static_cast<int>(globals->uncaught_exceptions);
-}
-#else
-inline int uncaught_exceptions() noexcept { return std::uncaught_exceptions(); }
-#endif
 
 /// Records the exceptions in flight at construction, for the failure/success policies.
 /// Nothing can be in flight during constant evaluation, so there it records and reports none.

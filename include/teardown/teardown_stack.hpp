@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "core.hpp"
+#include "detail/uncaught.hpp"
 
 namespace teardown {
 
@@ -624,7 +625,7 @@ class TeardownStack {
 
   /// A stack whose events go to the default sink (one stderr line per failed or cancelled step).
   TeardownStack() noexcept
-      : uncaught_at_construction_(std::uncaught_exceptions()),
+      : uncaught_at_construction_(detail::uncaught_exceptions()),
         default_sink_(true),
         sink_(&print_step_outcome) {
     thread_free_list(inline_slots_.data(), inline_slots_.size());
@@ -632,7 +633,7 @@ class TeardownStack {
 
   /// A stack whose events go to `sink` (an empty sink: no events).
   explicit TeardownStack(EventSink sink) noexcept
-      : uncaught_at_construction_(std::uncaught_exceptions()),
+      : uncaught_at_construction_(detail::uncaught_exceptions()),
         custom_sink_(static_cast<bool>(sink) || static_cast<bool>(sink.on_start)),
         sink_(std::move(sink)) {
     thread_free_list(inline_slots_.data(), inline_slots_.size());
@@ -643,7 +644,7 @@ class TeardownStack {
 
   /// Closes the stack (see close()); never throws. Destroyed by an exception (during stack
   /// unwinding), the close is a failure teardown: push_on_failure steps run too.
-  ~TeardownStack() { close_as(Deadline::never(), std::uncaught_exceptions() > uncaught_at_construction_); }
+  ~TeardownStack() { close_as(Deadline::never(), detail::uncaught_exceptions() > uncaught_at_construction_); }
 
   // clang-format off
   /// Registers `action` as step `name` (Lifo stacks). `action` is a `void()` or
