@@ -533,6 +533,44 @@ TEST_CASE("DrainGroup: spawned work that throws counts as failed and reaches the
   CHECK(errors.errors()[0].find("boom") != std::string::npos);
 }
 
+TEST_CASE("DrainGroup: anonymous tickets leaving a drain are counted by how they ended", "[drain_group]") {
+  // The anonymous leave reads its outcome before it decides how to leave: a completed ticket
+  // leaves with one fetch_sub, a cancelled or failed one is counted under the mutex.
+  DrainGroup runs;
+  Gate entered[3];
+  std::vector<std::thread> workers;
+  workers.emplace_back([&] {  // acknowledges the stop: finish() says completed
+    auto ticket = runs.enter();
+    entered[0].open();
+    Gate never;
+    never.wait(ticket.stop_token());
+    ticket.finish();
+  });
+  workers.emplace_back([&] {  // leaves after the stop without finish(): cancelled
+    auto ticket = runs.enter();
+    entered[1].open();
+    Gate never;
+    never.wait(ticket.stop_token());
+  });
+  workers.emplace_back([&] {  // destroyed by an exception: failed
+    try {
+      auto ticket = runs.enter();
+      entered[2].open();
+      Gate never;
+      never.wait(ticket.stop_token());
+      throw std::runtime_error("run failed");
+    } catch (const std::runtime_error&) {
+    }
+  });
+  for (auto& gate : entered) REQUIRE(gate.wait());
+  const auto report = runs.shutdown(Deadline::after(30s));
+  for (auto& worker : workers) worker.join();
+  CHECK(report.completed == 1);
+  CHECK(report.cancelled == 1);
+  CHECK(report.failed == 1);
+  CHECK(report.abandoned == 0);
+}
+
 TEST_CASE("DrainGroup: an anonymous ticket is counted but never named or persisted", "[drain_group]") {
   DrainGroup runs;
   auto anonymous = runs.enter();

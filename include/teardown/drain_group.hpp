@@ -260,7 +260,8 @@ class DrainState {
 
   /// Gives up one ticket's hold. `after` is the word after the decrement; the caller must not
   /// touch the block again — this function may delete it.
-  static void after_release(DrainState* state, std::uint32_t* word_address, std::uint32_t after) noexcept {
+  [[gnu::noinline]] static void after_release(DrainState* state, std::uint32_t* word_address,
+                                              std::uint32_t after) noexcept {
     if (in_flight_of(after) != 0) return;
     if (after & gone_bit) {
       // A slow leave decrements under the mutex and may still be unlocking it: acquire it
@@ -277,6 +278,8 @@ class DrainState {
   static void release_completed(DrainState* state) noexcept {
     std::uint32_t* address = state->word_address();
     const std::uint32_t after = state->word().fetch_sub(one_ticket, std::memory_order_acq_rel) - one_ticket;
+    // Inline: nobody to wake and nothing to free unless the word emptied with a bit set.
+    if (in_flight_of(after) != 0 || !(after & (closed_bit | gone_bit | idle_waiter_bit))) return;
     after_release(state, address, after);
   }
 
@@ -352,6 +355,12 @@ class DrainState {
     --named_count;
   }
 
+  /// Requests stop on every ticket's stop token (stop callbacks run on this thread).
+  void request_stop() noexcept {
+    stop_requested.store(true, std::memory_order_release);
+    stop.request_stop();
+  }
+
   [[noreturn]] static void throw_full() {
     throw std::length_error("DrainGroup: cannot admit a ticket: " + std::to_string(max_in_flight) +
                             " tickets are already in flight");
@@ -359,6 +368,9 @@ class DrainState {
 
   std::mutex mutex;
   std::stop_source stop;
+  // Mirrors `stop.stop_requested()` for the hot path: one load on a line the leaves never write
+  // (stop_source's own flag sits behind a pointer). Set just before stop is requested.
+  std::atomic<bool> stop_requested{false};
   std::condition_variable report_ready;  // concurrent shutdown callers wait here for the leader
 
   // Guarded by `mutex`.
@@ -520,31 +532,35 @@ class Ticket {
   Ticket(detail::DrainState* state, detail::NamedEntry* named) noexcept
       : state_(state), named_(named), uncaught_on_entry_(named ? detail::uncaught_exceptions() : 0) {}
 
+  // The hot path, inline: a completed anonymous ticket leaves with one fetch_sub, whatever the
+  // group's state (a drain counts completed tickets by subtraction).
   void leave() noexcept {
     if (!state_) return;
+    if (!named_ && outcome_now() == Outcome::completed) {
+      return detail::DrainState::release_completed(std::exchange(state_, nullptr));
+    }
+    leave_counted();
+  }
+
+  /// How the work ended: finish()'s outcome, else failed if destroyed by an exception, cancelled
+  /// if stop was requested, completed otherwise. An anonymous ticket did not record the
+  /// exceptions in flight when it entered (a TLS read on the hot path), so for it "destroyed by
+  /// an exception" means any exception in flight now: the difference shows only for a ticket
+  /// that lives entirely inside a destructor running during unwinding.
+  [[nodiscard]] Outcome outcome_now() const noexcept {
+    if (finished_) return outcome_;
+    if (detail::uncaught_exceptions() > uncaught_on_entry_) return Outcome::failed;
+    if (state_->stop_requested.load(std::memory_order_acquire)) return Outcome::cancelled;
+    return Outcome::completed;
+  }
+
+  /// A named ticket, or an anonymous one that failed or was cancelled.
+  [[gnu::noinline]] void leave_counted() noexcept {
+    const Outcome outcome = outcome_now();
     detail::DrainState* state = std::exchange(state_, nullptr);
     detail::NamedEntry* named = std::exchange(named_, nullptr);
-    Outcome outcome = outcome_;
-    if (!finished_) {
-      // An anonymous ticket did not record the exceptions in flight when it entered (a TLS read
-      // on the hot path), so for it "destroyed by an exception" means any exception in flight
-      // now: the difference shows only for a ticket that lives entirely inside a destructor
-      // running during unwinding.
-      if (detail::uncaught_exceptions() > uncaught_on_entry_) {
-        outcome = Outcome::failed;
-      } else if (state->stop.stop_requested()) {
-        outcome = Outcome::cancelled;
-      } else {
-        outcome = Outcome::completed;
-      }
-    }
-    if (!named) {
-      // The hot path, one fetch_sub: a completed anonymous ticket adds nothing to any report
-      // beyond leaving the count (a drain counts completed tickets by subtraction).
-      if (outcome == Outcome::completed) return detail::DrainState::release_completed(state);
-      // Failed or cancelled, but leaving an open group: part of no report.
-      if (state->try_release_unreported()) return;
-    }
+    // Anonymous, leaving an open group: part of no report.
+    if (!named && state->try_release_unreported()) return;
     detail::DrainState::release_slow(state, named, outcome);
   }
 
@@ -689,7 +705,7 @@ class DrainGroup {
   /// Requests stop on every ticket's stop token (stop callbacks run on this thread). Admission
   /// is unchanged: work admitted afterwards sees the stop at once. Idempotent.
   void request_stop() noexcept {
-    if (state_) state_->stop.request_stop();
+    if (state_) state_->request_stop();
   }
 
   /// Waits until no ticket is in flight, or the deadline; true if none is. Admission stays as it
@@ -857,7 +873,7 @@ class DrainGroup {
       state.leader = std::this_thread::get_id();
       lock.unlock();
 
-      state.stop.request_stop();                                                    // (2)
+      state.request_stop();                                                         // (2)
       state.wait_until_empty(drain_deadline(deadline, persist, reserve, started));  // (3)
 
       // (4) decide after the drain: whoever left meanwhile keeps its own outcome.
