@@ -536,10 +536,11 @@ class Ticket {
   // group's state (a drain counts completed tickets by subtraction).
   void leave() noexcept {
     if (!state_) return;
-    if (!named_ && outcome_now() == Outcome::completed) {
+    const Outcome outcome = outcome_now();
+    if (!named_ && outcome == Outcome::completed) {
       return detail::DrainState::release_completed(std::exchange(state_, nullptr));
     }
-    leave_counted();
+    leave_counted(outcome);
   }
 
   /// How the work ended: finish()'s outcome, else failed if destroyed by an exception, cancelled
@@ -555,8 +556,7 @@ class Ticket {
   }
 
   /// A named ticket, or an anonymous one that failed or was cancelled.
-  [[gnu::noinline]] void leave_counted() noexcept {
-    const Outcome outcome = outcome_now();
+  [[gnu::noinline]] void leave_counted(Outcome outcome) noexcept {
     detail::DrainState* state = std::exchange(state_, nullptr);
     detail::NamedEntry* named = std::exchange(named_, nullptr);
     // Anonymous, leaving an open group: part of no report.
