@@ -1323,10 +1323,10 @@ class TeardownStack {
   std::array<StageList, stage_count> stages_{};
   Slot* free_ = nullptr;
   std::array<Slot, detail::inline_step_count> inline_slots_;  // default-initialised: no buffer zeroing
-  std::vector<std::unique_ptr<Slot[]>> chunks_;  // beyond 8 steps; never reallocated in place
-  int uncaught_at_construction_ = 0;             // a destructor run by unwinding is a failure teardown
-  bool custom_sink_ = false;                     // a sink of unknown cost: re-read the clock after it
-  bool default_sink_ = false;                    // sink_ is print_step_outcome: record() calls it directly
+  std::vector<std::unique_ptr<Slot[]>> chunks_;               // beyond 8 steps; never reallocated in place
+  int uncaught_at_construction_ = 0;  // a destructor run by unwinding is a failure teardown
+  bool custom_sink_ = false;          // a sink of unknown cost: re-read the clock after it
+  bool default_sink_ = false;         // sink_ is print_step_outcome: record() calls it directly
   EventSink sink_;
   TeardownReport report_;
 };

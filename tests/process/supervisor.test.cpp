@@ -240,8 +240,8 @@ TEST_CASE("Supervisor demo: a normal run reports every stage in plan order and e
   // matter of scheduling, not of the demo's correctness, so either is accepted.
   auto nested_status = [&](int worker, const std::string& ended) {
     INFO("worker " << worker);
-    CHECK(std::regex_search(report, std::regex("\n     pid " + worker_pid[worker] + " " + ended +
-                                               " after [0-9.]+ m?s\n")));
+    CHECK(std::regex_search(
+        report, std::regex("\n     pid " + worker_pid[worker] + " " + ended + " after [0-9.]+ m?s\n")));
   };
   nested_status(1, "(exited with code 0 at rung 0|was killed by SIGKILL at rung 1)");
   nested_status(2, "was killed by SIGKILL at rung 1");
