@@ -123,3 +123,47 @@ TEST_CASE("Containment: the suite leaves no cgroup leaf, fd or zombie", "[contai
     CHECK(left.empty());
   }
 }
+
+TEST_CASE(
+    "Contain::automatic: a subtree left for our pid by an earlier root process is not adopted when we cannot "
+    "write it",
+    "[contain][process]") {
+  // An earlier process with this pid that ended by _exit (no static destructor) leaves its empty
+  // teardown-<pid> subtree behind. A later, unprivileged process with the same pid must fall back,
+  // not pick cgroup and then fail to make a leaf (EACCES) on every spawn.
+  const auto own = teardown::detail::discover_own_cgroup();
+  if (own.directory.empty() || ::geteuid() != 0) {
+    WARN("needs root and a cgroup v2 hierarchy: " << own.why << " -- not tested");
+    return;
+  }
+  ReportPipe report;
+  const pid_t unprivileged = ::fork();
+  REQUIRE(unprivileged >= 0);
+  if (unprivileged == 0) {
+    const std::string subtree = own.directory + "/teardown-" + std::to_string(::getpid());
+    bool made = ::mkdir(subtree.c_str(), 0755) == 0;
+    for (const char* part : {"/die-with-parent", "/live-on"})
+      made = made && ::mkdir((subtree + part).c_str(), 0755) == 0;
+    std::string line = "no stale subtree";
+    if (made && ::setresgid(65534, 65534, 65534) == 0 && ::setresuid(65534, 65534, 65534) == 0) {
+      try {
+        auto child = teardown::spawn({"/bin/true"});
+        line = std::string(teardown::to_string(child.containment()));
+        (void)child.wait_until(Deadline::after(20s));
+      } catch (const std::exception& refused) {
+        line = std::string("threw: ") + refused.what();
+      }
+    }
+    line += "\n";
+    (void)!::write(report.write_end.get(), line.data(), line.size());
+    ::_exit(0);
+  }
+  report.write_end.reset();
+  const auto outcome = report.read_line(Deadline::after(20s)).value_or("no report");
+  siginfo_t info{};
+  REQUIRE(teardown::detail::retry_eintr(
+              [&] { return ::waitid(P_PID, static_cast<id_t>(unprivileged), &info, WEXITED); }) == 0);
+  const std::string subtree = own.directory + "/teardown-" + std::to_string(unprivileged);
+  for (const char* part : {"/die-with-parent", "/live-on", ""}) (void)::rmdir((subtree + part).c_str());
+  CHECK(outcome == "process_group");
+}

@@ -287,6 +287,7 @@ TEST_CASE("spawn: a chdir the child cannot make is reported through the exec err
                 [&] { return ::waitid(P_PID, static_cast<id_t>(unprivileged), &info, WEXITED); }) == 0);
     CHECK(info.si_status == 0);
   }
+  INFO("outcome: " << outcome);
   CHECK(outcome.rfind(std::to_string(EACCES) + " ", 0) == 0);
   CHECK(contains(outcome, "step: chdir to cwd '" + locked.string() + "'"));
 }

@@ -402,15 +402,14 @@ class CgroupHome {
       const CgroupDiscovery own = discover_own_cgroup();
       if (own.directory.empty()) throw_cgroup_error(ENOENT, own.why);
       const std::string subtree = own.directory + "/teardown-" + std::to_string(self);
-      if (::mkdir(subtree.c_str(), 0755) != 0 && errno != EEXIST) {
-        throw_cgroup_error(errno, "cannot create " + subtree +
+      if (const int error = make_or_adopt_directory(subtree)) {
+        throw_cgroup_error(error, "cannot create " + subtree +
                                       " (no writable cgroup v2 here; under systemd "
                                       "use Delegate=yes)");
       }
       for (const char* part : {"/die-with-parent", "/live-on"}) {
         const std::string directory = subtree + part;
-        if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST) {
-          const int error = errno;
+        if (const int error = make_or_adopt_directory(directory)) {
           (void)::rmdir(subtree.c_str());
           throw_cgroup_error(error, "cannot create " + directory);
         }
@@ -422,6 +421,15 @@ class CgroupHome {
       failure_ = std::current_exception();
       throw;
     }
+  }
+
+  /// Creates `directory`, or adopts it if it exists already (left by an earlier process with our
+  /// pid that ended without tidying up, by _exit say) — but only if this process can create
+  /// leaves in it: a root process's leftovers are not an unprivileged one's home. 0, or errno.
+  static int make_or_adopt_directory(const std::string& directory) noexcept {
+    if (::mkdir(directory.c_str(), 0755) == 0) return 0;
+    if (errno != EEXIST) return errno;
+    return ::faccessat(AT_FDCWD, directory.c_str(), W_OK | X_OK, AT_EACCESS) == 0 ? 0 : errno;
   }
 
   CgroupHome() = default;
