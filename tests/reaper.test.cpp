@@ -28,13 +28,25 @@ TEST_CASE("ExitStatus: describe names the pid, the outcome, the rung and the tim
   CHECK(elsewhere.describe().find("reaped by someone else") != std::string::npos);
 }
 
-TEST_CASE("ReapReport: ok() only when every child exited with code 0", "[reaper]") {
+TEST_CASE("ReapReport: ok() only when every child exited with code 0 and the ladder met no error",
+          "[reaper]") {
   teardown::ReapReport report;
   CHECK(report.ok());
   report.statuses.push_back(ExitStatus{ExitStatus::Kind::exited, 0, 0, 0, {}, 1});
   CHECK(report.ok());
-  report.statuses.push_back(ExitStatus{ExitStatus::Kind::signaled, 0, SIGKILL, 1, {}, 2});
-  CHECK_FALSE(report.ok());
+  SECTION("a child killed") {
+    report.statuses.push_back(ExitStatus{ExitStatus::Kind::signaled, 0, SIGKILL, 1, {}, 2});
+    CHECK_FALSE(report.ok());
+  }
+  SECTION("a ladder error, every child fine") {
+    report.errors.emplace_back("rung 1: poll failed: Too many open files");
+    CHECK_FALSE(report.ok());
+  }
+  SECTION("no child, one error (a close that found another reap running)") {
+    report.statuses.clear();
+    report.errors.emplace_back("another thread was still reaping the group at the deadline");
+    CHECK_FALSE(report.ok());
+  }
 }
 
 TEST_CASE("ReapReport: describe has a first line, then one line per child and per error", "[reaper]") {

@@ -50,9 +50,11 @@ struct ReapReport {
   Clock::duration took{};
   std::vector<std::string> errors;
 
-  /// Every child exited by itself with code 0.
+  /// Every child exited by itself with code 0, and the ladder met no error (a refused SIGKILL,
+  /// a failed poll, a close that found another reap still running and reaped nothing).
   [[nodiscard]] bool ok() const noexcept {
-    return std::all_of(statuses.begin(), statuses.end(), [](const ExitStatus& s) { return s.ok(); });
+    return errors.empty() &&
+           std::all_of(statuses.begin(), statuses.end(), [](const ExitStatus& s) { return s.ok(); });
   }
   [[deprecated("use ok(): every teardown report answers with ok()")]] [[nodiscard]] bool clean()
       const noexcept {

@@ -733,6 +733,28 @@ TEST_CASE("Reaper: close(deadline) while another thread reaps returns at its dea
   CHECK(took < 200ms + 5s);
 }
 
+TEST_CASE("ReapGroup: close(deadline) while another thread reaps returns a report that is not ok()",
+          "[reaper][process]") {
+  ReportPipe ladder_started;
+  const int started_fd = ladder_started.write_end.get();
+  auto child = teardown::spawn(sh("exec sleep 60"));
+  const pid_t pid = child.pid();
+  ReapGroup group;
+  group.add(std::move(child));
+  std::thread reaping([&] {
+    (void)group.reap_all(teardown::ladder(
+        rung::Request{[started_fd](Deadline) { (void)!::write(started_fd, "x\n", 2); }, 60s}, rung::Kill{}));
+  });
+  REQUIRE(ladder_started.read_line(Deadline::after(20s)) == "x");  // the reap holds the group now
+  const teardown::ReapReport busy = group.close(Deadline::after(200ms));
+  ::kill(pid, SIGKILL);  // ends the reap on the other thread
+  reaping.join();
+  CHECK(busy.statuses.empty());
+  REQUIRE(busy.errors.size() == 1);
+  CHECK(busy.errors[0].find("another thread was still reaping") != std::string::npos);
+  CHECK_FALSE(busy.ok());  // it reaped nothing: not a clean reap
+}
+
 TEST_CASE("Reaper: a Request that hangs for good keeps no descriptor once the ladder moved on",
           "[reaper][process]") {
   teardown_test::ErrorCapture errors;
