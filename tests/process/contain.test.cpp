@@ -3,18 +3,27 @@
 // cgroup cases cannot run: they say so (WARN) and contain_fallback.test.cpp still runs.
 #include <teardown/reaper.hpp>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "support/catch.hpp"
 
 namespace {
 const teardown::Contain tested_contain = teardown::Contain::cgroup;
-// The guardian's channel is opened before fds_at_start is taken, so the last case can compare.
-void prepare_process() { teardown::detail::Guardian::instance().ensure_started(); }
+// The guardian's channel and the cgroup home's lock (each held for the life of the process) are
+// opened before fds_at_start is taken, so the last case can compare.
+void prepare_process() {
+  teardown::detail::Guardian::instance().ensure_started();
+  (void)teardown::detail::CgroupHome::instance().usable(nullptr);
+}
 bool cgroups_usable() {
   std::string why;
   if (teardown::detail::CgroupHome::instance().usable(&why)) return true;
@@ -104,6 +113,171 @@ TEST_CASE("Contain::cgroup: a process that exits normally leaves no subtree behi
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK_FALSE(is_directory(own + "/teardown-" + std::to_string(copy)));
+}
+
+namespace {
+// A forked copy of this process runs `body` (its exit code is the copy's) and ends by _exit, as
+// a process that forks workers often does: no static destructor runs, so its subtree stays.
+template <class Body>
+int in_copy_ending_by_exit(Body body) {
+  const pid_t copy = ::fork();
+  if (copy < 0) return -1;
+  if (copy == 0) {
+    int code = 1;
+    try {
+      code = body();
+    } catch (...) {
+      code = 3;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  if (teardown::detail::retry_eintr([&] { return ::waitpid(copy, &status, 0); }) != copy) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string subtree_of(pid_t pid) {
+  return teardown::detail::discover_own_cgroup().directory + "/teardown-" + std::to_string(pid);
+}
+
+/// The subtree `pid` made: from the copy's own report, since its pid is known only to it at first.
+pid_t reported_pid(ReportPipe& report) {
+  const auto line = report.read_line(Deadline::after(20s));
+  return line ? static_cast<pid_t>(std::stol(*line)) : 0;
+}
+}  // namespace
+
+TEST_CASE("Contain::cgroup: the subtree of a process that ended by _exit is swept by a later process",
+          "[contain][process]") {
+  if (!cgroups_usable()) return;
+  ReportPipe report;
+  const int code = in_copy_ending_by_exit([&] {
+    auto child = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
+    (void)teardown::Reaper(std::move(child)).reap(Deadline::after(20s));
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    (void)!::write(report.write_end.get(), pid.data(), pid.size());
+    return 0;
+  });
+  REQUIRE(code == 0);
+  const pid_t ended = reported_pid(report);
+  REQUIRE(ended > 0);
+  REQUIRE(is_directory(subtree_of(ended)));  // left behind: nobody ran its destructor
+  CHECK(teardown::detail::sweep_stale_subtrees(teardown::detail::discover_own_cgroup().directory) >= 1);
+  CHECK_FALSE(is_directory(subtree_of(ended)));
+  CHECK(is_directory(teardown::detail::CgroupHome::instance().subtree()));  // ours is held: it stays
+}
+
+TEST_CASE("Contain::cgroup: a sweep leaves the subtree of a live process and one a process is still in",
+          "[contain][process]") {
+  if (!cgroups_usable()) return;
+  const std::string own = teardown::detail::discover_own_cgroup().directory;
+
+  SECTION("a live process's subtree, empty between its spawns") {
+    ReportPipe report;
+    ReportPipe release;
+    const pid_t live = ::fork();
+    REQUIRE(live >= 0);
+    if (live == 0) {
+      int code = 1;
+      try {
+        auto child = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
+        (void)teardown::Reaper(std::move(child)).reap(Deadline::after(20s));
+        (void)!::write(report.write_end.get(), "ready\n", 6);
+        (void)release.read_line(Deadline::after(60s));                              // lives until told
+        auto again = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});  // its home still works
+        const auto status = again.wait_until(Deadline::after(20s));
+        const std::string line = (status ? status->describe() : std::string("still running")) + "\n";
+        (void)!::write(report.write_end.get(), line.data(), line.size());
+        code = status && status->ok() ? 0 : 2;
+      } catch (...) {
+        code = 3;
+      }
+      ::_exit(code);
+    }
+    REQUIRE(report.read_line(Deadline::after(20s)) == "ready");
+    (void)teardown::detail::sweep_stale_subtrees(own);
+    CHECK(is_directory(subtree_of(live)));
+    (void)!::write(release.write_end.get(), "go\n", 3);
+    const std::string again = report.read_line(Deadline::after(20s)).value_or("no report");
+    INFO(again);
+    CHECK(again.find("exited with code 0") != std::string::npos);
+    int status = 0;
+    REQUIRE(teardown::detail::retry_eintr([&] { return ::waitpid(live, &status, 0); }) == live);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    (void)teardown::detail::sweep_stale_subtrees(own);  // it ended by _exit: tidy up after it
+  }
+
+  SECTION("an ended process's subtree that a process it spawned is still in") {
+    ReportPipe report;
+    pid_t ended = 0;
+    const int code = in_copy_ending_by_exit([&] {
+      // Not reaped: the sleep outlives the copy, as a child left by a crashed server would.
+      auto child = teardown::spawn(sh("exec sleep 60"), {.contain = Contain::cgroup});
+      const std::string pids = std::to_string(::getpid()) + "\n" + std::to_string(child.pid()) + "\n";
+      (void)!::write(report.write_end.get(), pids.data(), pids.size());
+      ::_exit(0);  // here, with the Child alive: its destructor would reap the tree
+      return 1;
+    });
+    REQUIRE(code == 0);
+    ended = reported_pid(report);
+    const pid_t sleeper = reported_pid(report);
+    REQUIRE(ended > 0);
+    REQUIRE(sleeper > 0);
+    (void)teardown::detail::sweep_stale_subtrees(own);
+    CHECK(is_directory(subtree_of(ended)));  // populated: it stays
+    // Now end the sleep (through its leaf: cgroup.kill) and wait for the event, then sweep.
+    const std::string subtree = subtree_of(ended);
+    REQUIRE(teardown::detail::write_control(subtree + "/live-on/cgroup.kill", "1") == 0);
+    const auto deadline = Deadline::after(20s);
+    while (teardown::detail::cgroup_populated(subtree) && !deadline.expired()) {
+      const teardown::UniqueFd events(::open((subtree + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+      pollfd change{events.get(), POLLPRI, 0};
+      if (teardown::detail::cgroup_populated(subtree))
+        (void)teardown::detail::poll_until(&change, 1, deadline.time_point());
+    }
+    REQUIRE_FALSE(teardown::detail::cgroup_populated(subtree));
+    CHECK(teardown::detail::sweep_stale_subtrees(own) >= 1);
+    CHECK_FALSE(is_directory(subtree));
+  }
+}
+
+TEST_CASE("Contain::cgroup: a process whose subtree went (its lock fd closed, then swept) makes it again",
+          "[contain][process]") {
+  if (!cgroups_usable()) return;
+  ReportPipe report;
+  const int code = in_copy_ending_by_exit([&] {
+    auto first = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
+    (void)teardown::Reaper(std::move(first)).reap(Deadline::after(20s));
+    const std::string subtree = teardown::detail::CgroupHome::instance().subtree();
+    // A close-every-fd loop, as some daemons run, drops the lock; a sweep then takes the subtree.
+    DIR* listing = ::opendir("/proc/self/fd");
+    if (listing == nullptr) return 4;
+    std::vector<int> lock_fds;
+    while (const dirent* entry = ::readdir(listing)) {
+      if (entry->d_name[0] == '.') continue;
+      char target[4096];
+      const std::string link = std::string("/proc/self/fd/") + entry->d_name;
+      const ssize_t got = ::readlink(link.c_str(), target, sizeof target - 1);
+      if (got > 0 && std::string(target, static_cast<std::size_t>(got)) == subtree)
+        lock_fds.push_back(std::stoi(entry->d_name));
+    }
+    ::closedir(listing);
+    if (lock_fds.size() != 1) return 5;
+    ::close(lock_fds[0]);
+    if (teardown::detail::sweep_stale_subtrees(teardown::detail::discover_own_cgroup().directory) < 1)
+      return 6;
+    if (is_directory(subtree)) return 7;
+    auto second = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
+    const bool contained = second.containment() == Contain::cgroup;
+    (void)teardown::Reaper(std::move(second)).reap(Deadline::after(20s));
+    const std::string line = teardown::detail::CgroupHome::instance().subtree() + "\n";
+    (void)!::write(report.write_end.get(), line.data(), line.size());
+    return contained && is_directory(teardown::detail::CgroupHome::instance().subtree()) ? 0 : 8;
+  });
+  CHECK(code == 0);
+  if (const auto remade = report.read_line(Deadline::after(1s)))
+    (void)teardown::detail::remove_cgroup_tree(*remade);
 }
 
 // Last: Catch2 runs test cases in declaration order.

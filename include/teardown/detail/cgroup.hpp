@@ -8,12 +8,18 @@
 // guardian does that when this process dies). Each child gets a leaf `<n>`, entered at clone
 // time (CLONE_INTO_CGROUP), signalled, killed (`cgroup.kill`, Linux 5.14), waited on until
 // `cgroup.events` says `populated 0` (an event: POLLPRI), and removed.
+//
+// The subtree is held, for the life of the process, by one close-on-exec descriptor with an
+// exclusive flock(2): "in use". A process that ended without tidying up (by _exit, or killed with
+// no guardian to run) leaves its subtree unlocked; the first contained spawn of any later process
+// beneath the same cgroup removes such subtrees once no process is left in them.
 #pragma once
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -257,9 +263,12 @@ class CgroupLeaf {
   }
 
   /// The pids in the leaf now (`cgroup.procs`).
-  [[nodiscard]] std::vector<pid_t> members() const {
+  [[nodiscard]] std::vector<pid_t> members() const { return members_of(path_); }
+
+  /// The pids in the cgroup at `directory` now (its own `cgroup.procs`, not those beneath it).
+  [[nodiscard]] static std::vector<pid_t> members_of(const std::string& directory) {
     std::vector<pid_t> pids;
-    const std::string text = read_text_file(path_ + "/cgroup.procs");
+    const std::string text = read_text_file(directory + "/cgroup.procs");
     long value = 0;
     bool in_number = false;
     for (const char c : text) {
@@ -342,6 +351,79 @@ class CgroupLeaf {
   UniqueFd events_;
 };
 
+/// Whether `<directory>/cgroup.events` says a process is in it or beneath it.
+inline bool cgroup_populated(const std::string& directory) {
+  return read_text_file(directory + "/cgroup.events").find("populated 1") != std::string::npos;
+}
+
+/// rmdir every cgroup beneath `directory`, deepest first, then `directory` itself (cgroupfs
+/// directories hold only interface files, which go with them). True when it is gone.
+inline bool remove_cgroup_tree(const std::string& directory) noexcept {
+  try {
+    if (DIR* listing = ::opendir(directory.c_str())) {
+      std::vector<std::string> inner;
+      while (const dirent* entry = ::readdir(listing)) {
+        const std::string_view name(entry->d_name);
+        if (name == "." || name == "..") continue;
+        if (entry->d_type == DT_DIR || entry->d_type == DT_UNKNOWN) inner.emplace_back(name);
+      }
+      ::closedir(listing);
+      for (const auto& name : inner) (void)remove_cgroup_tree(directory + "/" + name);
+    }
+  } catch (...) {  // out of memory listing it: the rmdir below says whether it went anyway
+  }
+  return ::rmdir(directory.c_str()) == 0 || errno == ENOENT;
+}
+
+/// Whether `name` is what CgroupHome calls a subtree: "teardown-<pid>" or "teardown-<pid>.<n>".
+inline bool is_subtree_name(std::string_view name) noexcept {
+  constexpr std::string_view prefix = "teardown-";
+  if (name.substr(0, prefix.size()) != prefix) return false;
+  name.remove_prefix(prefix.size());
+  bool digit_seen = false;
+  bool dot_seen = false;
+  for (const char c : name) {
+    if (c >= '0' && c <= '9') {
+      digit_seen = true;
+    } else if (c == '.' && digit_seen && !dot_seen) {
+      dot_seen = true;
+      digit_seen = false;
+    } else {
+      return false;
+    }
+  }
+  return digit_seen;
+}
+
+/// Removes, beneath `own` (a cgroup directory), the subtrees of processes that ended without
+/// tidying up: a `teardown-*` directory whose lock nobody holds and in which no process is left
+/// (a populated one stays, for its guardian or for a later sweep). Returns how many went.
+inline std::size_t sweep_stale_subtrees(const std::string& own) noexcept {
+  std::size_t removed = 0;
+  try {
+    std::vector<std::string> candidates;
+    if (DIR* listing = ::opendir(own.c_str())) {
+      while (const dirent* entry = ::readdir(listing)) {
+        if ((entry->d_type == DT_DIR || entry->d_type == DT_UNKNOWN) && is_subtree_name(entry->d_name))
+          candidates.emplace_back(entry->d_name);
+      }
+      ::closedir(listing);
+    }
+    for (const auto& name : candidates) {
+      const std::string directory = own + "/" + name;
+      const UniqueFd held(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!held) continue;
+      // Held while we look and remove: the owner that made it an instant ago cannot take it
+      // meanwhile, and finds it gone when it makes its parts (and makes it again).
+      if (::flock(held.get(), LOCK_EX | LOCK_NB) != 0) continue;  // a live process holds it
+      if (cgroup_populated(directory)) continue;
+      if (remove_cgroup_tree(directory)) ++removed;
+    }
+  } catch (...) {  // out of memory: the leftovers wait for the next sweep
+  }
+  return removed;
+}
+
 /// This process's subtree of leaves: created on first use, for this pid (a forked copy of the
 /// process makes its own). Process-wide, like the cgroup membership it describes.
 class CgroupHome {
@@ -356,12 +438,18 @@ class CgroupHome {
     std::lock_guard lock(mutex_);
     ensure_subtree();
     const std::string parent = subtree_ + (die_with_parent ? "/die-with-parent" : "/live-on");
-    for (;;) {
+    for (bool remade = false;;) {
       try {
         return CgroupLeaf::create(parent, std::to_string(++serial_));
       } catch (const std::system_error& failed) {
         // A leaf left by an earlier process with our pid (killed before its guardian ran): skip it.
-        if (failed.code().value() != EEXIST) throw;
+        if (failed.code().value() == EEXIST) continue;
+        // The subtree is gone (our lock descriptor was closed under us, by a close-every-fd
+        // loop say, and a sweep took the subtree): make it once more.
+        if (failed.code().value() != ENOENT || remade) throw;
+        remade = true;
+        forget_subtree();
+        ensure_subtree();
       }
     }
   }
@@ -401,26 +489,69 @@ class CgroupHome {
     try {
       const CgroupDiscovery own = discover_own_cgroup();
       if (own.directory.empty()) throw_cgroup_error(ENOENT, own.why);
-      const std::string subtree = own.directory + "/teardown-" + std::to_string(self);
-      if (const int error = make_or_adopt_directory(subtree)) {
-        throw_cgroup_error(error, "cannot create " + subtree +
-                                      " (no writable cgroup v2 here; under systemd "
-                                      "use Delegate=yes)");
-      }
-      for (const char* part : {"/die-with-parent", "/live-on"}) {
-        const std::string directory = subtree + part;
-        if (const int error = make_or_adopt_directory(directory)) {
-          (void)::rmdir(subtree.c_str());
-          throw_cgroup_error(error, "cannot create " + directory);
-        }
-      }
-      subtree_ = subtree;
+      if (owner_ != 0) forget_subtree();  // a forked copy: the subtree and its lock are the parent's
+      (void)sweep_stale_subtrees(own.directory);
+      claim_subtree(own.directory, self);
       owner_ = self;
     } catch (const std::system_error&) {
       failed_for_ = self;  // remembered: a spawn must not retry mkdir on every call
       failure_ = std::current_exception();
       throw;
     }
+  }
+
+  /// Makes (or adopts) `<own>/teardown-<pid>` and takes its lock. Taken already, it belongs to a
+  /// live process with our pid number in another pid namespace: the next name, `.1`, `.2`...
+  void claim_subtree(const std::string& own, pid_t self) {
+    const std::string base = own + "/teardown-" + std::to_string(self);
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      const std::string subtree = attempt == 0 ? base : base + "." + std::to_string(attempt);
+      if (const int error = make_or_adopt_directory(subtree)) {
+        throw_cgroup_error(error, "cannot create " + subtree +
+                                      " (no writable cgroup v2 here; under systemd "
+                                      "use Delegate=yes)");
+      }
+      UniqueFd lock(::open(subtree.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!lock) {
+        if (errno == ENOENT) continue;  // swept between our mkdir and open: make it again
+        throw_cgroup_error(errno, "cannot open " + subtree);
+      }
+      if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) continue;  // another live process's: a sweep may also hold it an instant
+        throw_cgroup_error(errno, "cannot lock " + subtree);
+      }
+      int error = 0;
+      for (const char* part : {"die-with-parent", "live-on"}) {
+        if (::mkdirat(lock.get(), part, 0755) != 0 && errno != EEXIST) error = error != 0 ? error : errno;
+      }
+      if (error == ENOENT) continue;  // swept before we held the lock: make it again
+      if (error != 0) {
+        (void)remove_cgroup_tree(subtree);
+        throw_cgroup_error(error, "cannot create the parts of " + subtree);
+      }
+      struct stat identity {};
+      (void)::fstat(lock.get(), &identity);
+      lock_identity_ = {identity.st_dev, identity.st_ino};
+      lock_ = std::move(lock);
+      subtree_ = subtree;
+      return;
+    }
+    throw_cgroup_error(EEXIST, "no free name for this process's subtree beside " + base);
+  }
+
+  /// Lets go of the subtree we hold (or a forked copy inherited), closing the lock descriptor
+  /// only if it is still ours: a caller that closed every fd may have reused its number.
+  void forget_subtree() noexcept {
+    struct stat now {};
+    const bool ours = lock_ && ::fstat(lock_.get(), &now) == 0 && now.st_dev == lock_identity_.first &&
+                      now.st_ino == lock_identity_.second;
+    if (ours) {
+      lock_.reset();
+    } else {
+      (void)lock_.release();
+    }
+    subtree_.clear();
+    owner_ = 0;
   }
 
   /// Creates `directory`, or adopts it if it exists already (left by an earlier process with our
@@ -433,27 +564,19 @@ class CgroupHome {
   }
 
   CgroupHome() = default;
-  /// At a normal exit the (by then empty) subtree goes; a non-empty one stays for the guardian.
+  /// At a normal exit the (by then empty) subtree goes, with the leaves a Child could not remove
+  /// (its tree outlived a reap aimed at the child alone) once they are empty. A populated leaf
+  /// stays, and its subtree with it, unlocked: for the guardian, or a later process's sweep.
   ~CgroupHome() {
-    if (owner_ != ::getpid() || subtree_.empty()) return;
-    for (const char* part : {"/die-with-parent", "/live-on"}) {
-      // Leaves a Child could not remove (its tree outlived a reap aimed at the child alone) go
-      // now if they are empty; a populated one stays, for the guardian or the next boot.
-      const std::string directory = subtree_ + part;
-      if (DIR* listing = ::opendir(directory.c_str())) {
-        while (const dirent* entry = ::readdir(listing)) {
-          if (entry->d_name[0] != '.') (void)::rmdir((directory + "/" + entry->d_name).c_str());
-        }
-        ::closedir(listing);
-      }
-      (void)::rmdir(directory.c_str());
-    }
-    (void)::rmdir(subtree_.c_str());
+    if (owner_ == ::getpid() && !subtree_.empty()) (void)remove_cgroup_tree(subtree_);
+    forget_subtree();
   }
 
   std::mutex mutex_;
   pid_t owner_ = 0;  // the pid the subtree was made for
   std::string subtree_;
+  UniqueFd lock_;  // the subtree, flock'ed LOCK_EX: "in use" to other processes' sweeps
+  std::pair<dev_t, ino_t> lock_identity_{};
   std::size_t serial_ = 0;
   pid_t failed_for_ = 0;
   std::exception_ptr failure_;
