@@ -1,10 +1,10 @@
 // Property: for any program of push / push_on_failure / adopt / enter (acquire may throw) / cancel /
-// transaction begin-commit-rollback / close, with steps that succeed, throw or cancel, a TeardownStack does
-// what the model predicts under both policies, with a Plan and with Lifo: each live step runs
-// exactly once in plan order (LIFO within a stage), rollbacks tear down exactly their own steps
-// (all of them, even under Propagate), on-failure steps run only in rollbacks,
-// every step reaches the event sink once with the right outcome, close is idempotent, nothing
-// is acquired after close began and nothing registered after it is leaked.
+// transaction begin-commit-rollback / close / move_steps_to a longer-lived stack, with steps that succeed,
+// throw or cancel, a TeardownStack does what the model predicts under both policies, with a Plan and with
+// Lifo: each live step runs exactly once in plan order (LIFO within a stage), rollbacks tear down exactly
+// their own steps (all of them, even under Propagate), on-failure steps run only in rollbacks, every step
+// reaches the event sink once with the right outcome, close is idempotent, nothing is acquired after close
+// began and nothing registered after it is leaked.
 #include <teardown/teardown_stack.hpp>
 
 #include <rapidcheck.h>
@@ -22,17 +22,17 @@ template <>
 struct Arbitrary<model::Op> {
   static Gen<model::Op> arbitrary() {
     return gen::build<model::Op>(
-        gen::set(&model::Op::kind,
-                 gen::weightedElement<model::OpKind>({{4, model::OpKind::push},
-                                                      {2, model::OpKind::push_deadline},
-                                                      {2, model::OpKind::adopt},
-                                                      {2, model::OpKind::enter},
-                                                      {2, model::OpKind::cancel},
-                                                      {2, model::OpKind::begin},
-                                                      {1, model::OpKind::commit},
-                                                      {1, model::OpKind::rollback},
-                                                      {1, model::OpKind::close},
-                                                      {2, model::OpKind::push_on_failure}})),
+        gen::set(&model::Op::kind, gen::weightedElement<model::OpKind>({{4, model::OpKind::push},
+                                                                        {2, model::OpKind::push_deadline},
+                                                                        {2, model::OpKind::adopt},
+                                                                        {2, model::OpKind::enter},
+                                                                        {2, model::OpKind::cancel},
+                                                                        {2, model::OpKind::begin},
+                                                                        {1, model::OpKind::commit},
+                                                                        {1, model::OpKind::rollback},
+                                                                        {1, model::OpKind::close},
+                                                                        {2, model::OpKind::push_on_failure},
+                                                                        {1, model::OpKind::move_steps}})),
         gen::set(&model::Op::stage, gen::inRange<std::size_t>(0, 3)),
         gen::set(&model::Op::behaviour,
                  gen::weightedElement<model::Behaviour>({{4, model::Behaviour::succeeds},

@@ -3,10 +3,12 @@
 // (fuzz/teardown_stack.cpp), which build programs from generated values and from bytes.
 //
 // Operations: push (plain or deadline-taking), adopt, enter (acquire may throw), cancel a pushed
-// step, begin / commit / roll back a transaction, close. Every step records its id when it runs,
+// step, begin / commit / roll back a transaction, close, and move every pending step into a
+// longer-lived stack (move_steps_to, ExitStack's pop_all). Every step records its id when it runs,
 // then succeeds, throws, or throws teardown::Cancelled. At the end the open transactions are
-// destroyed (innermost first) and then the stack. The model says what must have run, in which
-// order, what each operation returned or threw, and what the event sink saw.
+// destroyed (innermost first), then the stack, then the longer-lived stack. The model says what
+// must have run, in which order, what each operation returned or threw, and what the event sinks
+// saw.
 #pragma once
 
 #include <teardown/teardown_stack.hpp>
@@ -37,8 +39,9 @@ enum class OpKind : unsigned char {
   rollback,
   close,
   push_on_failure,  // runs only in a rollback (or a close during unwinding, which the model never does)
+  move_steps,       // move_steps_to(the longer-lived stack)
 };
-inline constexpr int op_kind_count = 10;
+inline constexpr int op_kind_count = 11;
 
 struct Op {
   OpKind kind = OpKind::push;
@@ -63,6 +66,8 @@ enum class Result : unsigned char {
   closed_ok,         // close_or_throw returned
   closed_cancelled,  // close_or_throw rethrew the cancellation
   closed_failed,     // close_or_throw threw TeardownError
+  moved,             // move_steps_to returned (the count goes to Trace::moved)
+  move_refused,      // move_steps_to threw logic_error: this stack is closing
 };
 
 struct Event {
@@ -77,6 +82,7 @@ struct Trace {
   std::vector<Event> events;                    // what the event sink saw, in order
   std::vector<Result> results;                  // one per operation
   std::vector<std::size_t> failures_per_close;  // TeardownError::failures().size() per failed close
+  std::vector<std::size_t> moved;               // move_steps_to's count, per move that returned
   int reported = 0;                             // errors delivered to the error handler
   friend bool operator==(const Trace&, const Trace&) = default;
 };
@@ -103,6 +109,8 @@ inline Trace predict(const Program& program, const Config& config) {
   };
   Trace trace;
   std::vector<Step> live;
+  std::vector<Step> outer;  // the longer-lived stack's steps
+  std::uint64_t outer_sequence = 0;
   std::vector<int> handles;  // step id per successful push, in order
   std::vector<std::uint64_t> transactions;
   std::uint64_t next_sequence = 0;
@@ -112,11 +120,11 @@ inline Trace predict(const Program& program, const Config& config) {
 
   // Runs (and removes) the live steps registered at or after `first`, in plan order. Only a
   // close skips under Propagate: a rollback always completes.
-  auto run = [&](std::uint64_t first, bool rollback) {
+  auto run_from = [&](std::vector<Step>& steps, std::uint64_t first, bool rollback) {
     std::vector<Step> chosen;
     std::vector<Step> kept;
-    for (const auto& step : live) (step.sequence >= first ? chosen : kept).push_back(step);
-    live = kept;
+    for (const auto& step : steps) (step.sequence >= first ? chosen : kept).push_back(step);
+    steps = kept;
     std::sort(chosen.begin(), chosen.end(), [](const Step& a, const Step& b) {
       return a.stage != b.stage ? a.stage < b.stage : a.sequence > b.sequence;
     });
@@ -136,6 +144,7 @@ inline Trace predict(const Program& program, const Config& config) {
     trace.events.insert(trace.events.end(), outcomes.begin(), outcomes.end());
     return outcomes;
   };
+  auto run = [&](std::uint64_t first, bool rollback) { return run_from(live, first, rollback); };
   auto close = [&] {
     if (!closed) {
       closed = true;
@@ -220,13 +229,33 @@ inline Trace predict(const Program& program, const Config& config) {
         trace.results.push_back(close());
         if (close_result == Result::closed_failed) trace.failures_per_close.push_back(close_failures);
         break;
+      case OpKind::move_steps: {
+        if (closed) {
+          trace.results.push_back(Result::move_refused);
+          break;
+        }
+        // Registration order is kept; each step keeps its stage; its handle no longer cancels it
+        // (its id stays in `handles`, but it is no longer in `live`); a rollback of this stack
+        // no longer reaches it.
+        std::sort(live.begin(), live.end(),
+                  [](const Step& a, const Step& b) { return a.sequence < b.sequence; });
+        for (Step step : live) {
+          step.sequence = outer_sequence++;
+          outer.push_back(step);
+        }
+        trace.moved.push_back(live.size());
+        live.clear();
+        trace.results.push_back(Result::moved);
+        break;
+      }
     }
   }
   while (!transactions.empty()) {
     run(transactions.back(), true);
     transactions.pop_back();
   }
-  if (!closed) close();  // the destructor
+  if (!closed) close();       // the destructor
+  run_from(outer, 0, false);  // the longer-lived stack's destructor
   return trace;
 }
 
@@ -272,15 +301,17 @@ class Runner {
   Trace run() {
     auto previous =
         teardown::set_error_handler([this](std::exception_ptr, std::string_view) { ++trace_.reported; });
+    auto sink = [this](const teardown::StepOutcome& outcome) {
+      trace_.events.push_back({outcome.name, outcome.status});
+    };
     {
-      Stack stack([this](const teardown::StepOutcome& outcome) {
-        trace_.events.push_back({outcome.name, outcome.status});
-      });
+      Stack outer(sink);  // the longer-lived owner move_steps hands steps to; destroyed last
+      Stack stack(sink);
       std::vector<teardown::StepHandle> handles;
       std::vector<std::unique_ptr<typename Stack::Transaction>> transactions;
       for (std::size_t index = 0; index < program_.size(); ++index)
         trace_.results.push_back(
-            apply(stack, program_[index], static_cast<int>(index), handles, transactions));
+            apply(stack, outer, program_[index], static_cast<int>(index), handles, transactions));
       while (!transactions.empty()) transactions.pop_back();  // innermost first: each rolls back
     }
     teardown::set_error_handler(previous);
@@ -371,7 +402,7 @@ class Runner {
     });
   }
 
-  Result apply(Stack& stack, const Op& op, int id, std::vector<teardown::StepHandle>& handles,
+  Result apply(Stack& stack, Stack& outer, const Op& op, int id, std::vector<teardown::StepHandle>& handles,
                std::vector<std::unique_ptr<typename Stack::Transaction>>& transactions) {
     switch (op.kind) {
       case OpKind::push:
@@ -404,6 +435,13 @@ class Runner {
         } catch (const teardown::TeardownError& error) {
           trace_.failures_per_close.push_back(error.failures().size());
           return Result::closed_failed;
+        }
+      case OpKind::move_steps:
+        try {
+          trace_.moved.push_back(stack.move_steps_to(outer));
+          return Result::moved;
+        } catch (const std::logic_error&) {
+          return Result::move_refused;
         }
     }
     return Result::closed_ok;
@@ -468,8 +506,9 @@ inline std::unique_ptr<Mismatch> check_all(const Program& program) {
 }
 
 inline std::ostream& operator<<(std::ostream& out, const Op& op) {
-  static const char* const kinds[] = {"push",  "push(deadline)", "adopt",    "enter", "cancel",
-                                      "begin", "commit",         "rollback", "close", "push_on_failure"};
+  static const char* const kinds[] = {"push",   "push(deadline)",  "adopt",     "enter",
+                                      "cancel", "begin",           "commit",    "rollback",
+                                      "close",  "push_on_failure", "move_steps"};
   static const char* const behaviours[] = {"ok", "throws", "cancels"};
   out << kinds[static_cast<int>(op.kind)];
   switch (op.kind) {
@@ -479,6 +518,7 @@ inline std::ostream& operator<<(std::ostream& out, const Op& op) {
     case OpKind::commit:
     case OpKind::rollback:
     case OpKind::close:
+    case OpKind::move_steps:
       return out;
     default:
       out << "@stage" << op.stage << ':' << behaviours[static_cast<int>(op.behaviour)];
@@ -496,6 +536,8 @@ inline std::ostream& operator<<(std::ostream& out, const Trace& trace) {
   for (const auto& event : trace.events) out << ' ' << event.name << '=' << teardown::to_string(event.status);
   out << " | results:";
   for (Result result : trace.results) out << ' ' << static_cast<int>(result);
+  out << " | moved:";
+  for (std::size_t count : trace.moved) out << ' ' << count;
   return out << " | reported: " << trace.reported;
 }
 
