@@ -13,9 +13,9 @@
 //
 // Guarantees: no ticket is admitted once admission closed (the admission check and the close are
 // one atomic word); shutdown returns by its deadline even when work ignores its stop request
-// and the persist callback hangs; an anonymous enter/leave is one compare-exchange each way,
-// lock-free and allocation-free; every thread `spawn` starts is joined by the group, or reported
-// when the group is destroyed before it ends. See
+// and the persist callback hangs; an anonymous enter is one compare-exchange and a completed
+// anonymous leave one fetch_sub, lock-free and allocation-free; every thread `spawn` starts is
+// joined by the group, or reported when the group is destroyed before it ends. See
 // docs/drain_group.md for the state machine and the comparison with counting_scope, TaskTracker,
 // http.Server.Shutdown and ExecutorService.
 #pragma once
@@ -480,10 +480,11 @@ class DrainGroup;
 ///   if (auto ticket = group.try_enter(run_id)) { work(ticket->stop_token()); ticket->finish(); }
 ///
 /// Outcome when it leaves: what `finish()` said; otherwise `failed` if it is destroyed by an
-/// exception, `cancelled` if stop had been requested, `completed` else. An outcome only matters
-/// for a ticket in flight when admission closed (the report covers those): an anonymous ticket
-/// (empty id) that leaves while admission is open costs one compare-exchange and never computes
-/// its outcome; one entering costs one compare-exchange; neither allocates. A named ticket
+/// exception, `cancelled` if stop had been requested, `completed` else. An anonymous ticket
+/// (empty id) enters with one compare-exchange. Leaving, it reads its outcome (the exceptions in
+/// flight from the ABI's per-thread count, the group's stop flag); a completed one leaves with one
+/// fetch_sub, any other takes the counted path (one compare-exchange while admission is open, the
+/// group exists and nobody waits for idle; else the mutex). Neither allocates. A named ticket
 /// allocates its id and takes the group's mutex. Thread-safety: one ticket belongs to one thread
 /// at a time. Signal-safety: none. Fork: a child must not destroy tickets it inherited (the
 /// leave would be counted twice). Destructor: leaves. A ticket may outlive its DrainGroup: it
