@@ -116,6 +116,41 @@ void BM_VectorFunction(benchmark::State& state) {
 }
 BENCHMARK(BM_VectorFunction)->Arg(1)->Arg(8)->Arg(64);
 
+/// The same exit stack, timing each step as a TeardownStack's report does (one clock read per step,
+/// plus one) into a vector of durations: the floor of any exit stack whose report has per-step
+/// times, before locking, naming or reporting anything.
+void BM_VectorFunctionTimed(benchmark::State& state) {
+  const auto steps = static_cast<int>(state.range(0));
+  long counter = 0;
+  long push_allocs = 0;
+  long close_allocs = 0;
+  for (auto _ : state) {
+    std::vector<std::function<void()>> stack;
+    push_allocs += allocations_in([&] {
+      for (int i = 0; i < steps; ++i) stack.emplace_back(Step{&counter});
+    });
+    close_allocs += allocations_in([&] {
+      std::vector<teardown::Clock::duration> took;
+      took.reserve(stack.size());
+      auto started = teardown::Clock::now();
+      for (auto step = stack.rbegin(); step != stack.rend(); ++step) {
+        try {
+          (*step)();
+        } catch (...) {
+        }
+        const auto ended = teardown::Clock::now();
+        took.push_back(ended - started);
+        started = ended;
+      }
+      benchmark::DoNotOptimize(took.data());
+      stack.clear();
+    });
+  }
+  benchmark::DoNotOptimize(counter);
+  report_allocations(state, push_allocs, close_allocs);
+}
+BENCHMARK(BM_VectorFunctionTimed)->Arg(1)->Arg(8)->Arg(64);
+
 /// What one clock read costs here: a TeardownStack reads the clock once per step (plus once) to
 /// put each step's time in the report, which a bare exit stack does not do.
 void BM_SteadyClockNow(benchmark::State& state) {
