@@ -293,7 +293,10 @@ TEST_CASE("libstdc++ uniqueres.cc test_default_cons: default construction value-
   };
   STATIC_REQUIRE_FALSE(
       std::is_nothrow_default_constructible_v<teardown::UniqueResource<ThrowingValue, ValueDeleter>>);
-  // (P0052's unique_resource<val&, del> is not default-constructible; teardown has no reference R.)
+  // P0052's unique_resource<val&, del> is not default-constructible; nor is teardown's spelling of
+  // it, with std::reference_wrapper<val>.
+  STATIC_REQUIRE_FALSE(
+      std::is_default_constructible_v<teardown::UniqueResource<std::reference_wrapper<Value>, ValueDeleter>>);
   teardown::UniqueResource<Value, ValueDeleter> owner;
   CHECK(owner.get().i == 0);
   CHECK(owner.get_deleter().i == 0);
@@ -407,12 +410,16 @@ TEST_CASE(
     ThrowOnCopy(const ThrowOnCopy&) { throw 1; }
   };
   auto d = [&deleter_calls](auto&) { ++deleter_calls; };
-  try {
-    teardown::UniqueResource r(ThrowOnCopy{}, d);
-    FAIL("storing a resource whose copy throws must throw");
-  } catch (int) {
-    CHECK(deleter_calls == 2);
+  {
+    teardown::UniqueResource r(Value{1}, d);  // owned until the block ends
+    try {
+      teardown::UniqueResource r2(ThrowOnCopy{}, d);
+      FAIL("storing a resource whose copy throws must throw");
+    } catch (int) {
+      CHECK(deleter_calls == 2);
+    }
   }
+  CHECK(deleter_calls == 3);
 }
 
 TEST_CASE(
