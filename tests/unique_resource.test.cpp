@@ -258,9 +258,24 @@ struct FailingDeleter {
     return *this;
   }
   FailingDeleter& operator=(FailingDeleter&& other) noexcept(false) { return *this = other; }
-  void operator()(const Handle& handle) const { released->push_back(handle.value); }
+  template <class AnyHandle>
+  void operator()(const AnyHandle& handle) const {
+    released->push_back(handle.value);
+  }
   void check() const {
     if (*fail) throw std::bad_alloc();
+  }
+};
+
+/// A handle that can only be moved (without throwing); a move leaves -1 behind, so releasing a
+/// moved-from handle is visible.
+struct MoveOnlyIntHandle {
+  int value;
+  explicit MoveOnlyIntHandle(int v) noexcept : value(v) {}
+  MoveOnlyIntHandle(MoveOnlyIntHandle&& other) noexcept : value(std::exchange(other.value, -1)) {}
+  MoveOnlyIntHandle& operator=(MoveOnlyIntHandle&& other) noexcept {
+    value = std::exchange(other.value, -1);
+    return *this;
   }
 };
 
@@ -315,6 +330,26 @@ TEST_CASE("UniqueResource: a move whose deleter copy throws leaves the source ow
 }
 
 TEST_CASE(
+    "UniqueResource: a move whose deleter copy throws releases a move-only handle once, with the source's "
+    "deleter, and the source owns nothing",
+    "[unique_resource][regression]") {
+  // The handle cannot be copied, so the source cannot keep it while the deleter is copied: P0052's
+  // rule (Boost.Scope moves it back instead; docs/scope_guard.md, "teardown against P0052").
+  std::vector<int> released;
+  bool fail = false;
+  {
+    using Owner = teardown::UniqueResource<MoveOnlyIntHandle, FailingDeleter>;
+    Owner source(MoveOnlyIntHandle(5), FailingDeleter(&released, &fail));
+    fail = true;
+    CHECK_THROWS_AS(Owner(std::move(source)), std::bad_alloc);
+    fail = false;
+    CHECK(released == std::vector<int>{5});  // the real handle, not the moved-from -1
+    CHECK_FALSE(source.owns());
+  }
+  CHECK(released == std::vector<int>{5});  // not again when the source ends
+}
+
+TEST_CASE(
     "UniqueResource: a move assignment whose deleter copy throws leaves the source owning the real handle",
     "[unique_resource][regression]") {
   std::vector<int> released;
@@ -344,6 +379,18 @@ TEST_CASE(
   const ThrowingCopyHandle valid_handle(4);
   CHECK_THROWS_AS(teardown::make_unique_resource_checked(valid_handle, -1, deleter), std::bad_alloc);
   CHECK(calls == 1);  // a valid handle that cannot be stored is still released
+}
+
+TEST_CASE(
+    "make_unique_resource_checked: the deleter never runs on the invalid value when storing the deleter "
+    "throws",
+    "[unique_resource][regression]") {
+  std::vector<int> released;
+  const ThrowingCopyDeleter deleter(&released, true);
+  CHECK_THROWS_AS(teardown::make_unique_resource_checked(-1, -1, deleter), std::bad_alloc);
+  CHECK(released.empty());
+  CHECK_THROWS_AS(teardown::make_unique_resource_checked(4, -1, deleter), std::bad_alloc);
+  CHECK(released == std::vector<int>{4});  // a valid handle is released by the deleter passed in
 }
 
 TEST_CASE("UniqueResource: a function-pointer deleter cannot be default-constructed into null",

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "support/catch.hpp"
 
@@ -292,12 +293,32 @@ TEST_CASE("libstdc++ uniqueres.cc test_default_cons: default construction value-
   };
   STATIC_REQUIRE_FALSE(
       std::is_nothrow_default_constructible_v<teardown::UniqueResource<ThrowingValue, ValueDeleter>>);
-  // (P0052's unique_resource<val&, del> is not default-constructible; teardown has no reference R.)
+  // P0052's unique_resource<val&, del> is not default-constructible; nor is teardown's spelling of
+  // it, with std::reference_wrapper<val>.
+  STATIC_REQUIRE_FALSE(
+      std::is_default_constructible_v<teardown::UniqueResource<std::reference_wrapper<Value>, ValueDeleter>>);
   teardown::UniqueResource<Value, ValueDeleter> owner;
   CHECK(owner.get().i == 0);
   CHECK(owner.get_deleter().i == 0);
   CHECK_FALSE(owner.owns());
 }
+
+namespace {
+/// Built from an int. The peer's val and del are aggregates built with parentheses
+/// (`unique_resource<val, del>(1, 2)`, C++20's parenthesised aggregate initialisation), which clang
+/// 14 does not implement; explicit constructors test the same conversion on both compilers.
+struct ConvertibleValue {
+  int i;
+  explicit ConvertibleValue(int v) noexcept : i(v) {}
+};
+/// Records what it releases; built from an int.
+struct ConvertibleDeleter {
+  static inline std::vector<std::pair<int, int>> released;  // (handle, deleter's i)
+  int i;
+  explicit ConvertibleDeleter(int v) noexcept : i(v) {}
+  void operator()(const ConvertibleValue& v) const { released.emplace_back(v.i, i); }
+};
+}  // namespace
 
 TEST_CASE("libstdc++ uniqueres.cc test_cons: construction from values, convertible arguments and std::ref",
           "[conformance][libstdcxx]") {
@@ -316,6 +337,32 @@ TEST_CASE("libstdc++ uniqueres.cc test_cons: construction from values, convertib
     CHECK(r1.get_deleter().expected == 0);
   }
   CHECK(calls == 1);
+
+  // unique_resource<val, del>(1, 2): each argument converted to its member.
+  ConvertibleDeleter::released.clear();
+  {
+    teardown::UniqueResource<ConvertibleValue, ConvertibleDeleter> r2(1, 2);
+    CHECK(r2.get().i == 1);
+    CHECK(r2.get_deleter().i == 2);
+    (void)r2.release();
+  }
+  CHECK(ConvertibleDeleter::released.empty());
+
+  // unique_resource<val&, del>(v, 3), and the arguments a reference cannot bind to. teardown's R is
+  // an object type, so std::reference_wrapper<val> stands for val&: the same four rules hold.
+  using RefOwner = teardown::UniqueResource<std::reference_wrapper<ConvertibleValue>, ConvertibleDeleter>;
+  ConvertibleValue v3{3};
+  {
+    RefOwner r3(v3, 3);
+    CHECK(&r3.get().get() == &v3);
+    v3.i = 30;  // seen through the reference when it is released
+  }
+  CHECK(ConvertibleDeleter::released == std::vector<std::pair<int, int>>{{30, 3}});
+  STATIC_REQUIRE_FALSE(std::is_constructible_v<RefOwner, ConvertibleValue, ConvertibleDeleter>);
+  STATIC_REQUIRE_FALSE(std::is_constructible_v<RefOwner, int, ConvertibleDeleter>);
+  STATIC_REQUIRE_FALSE(std::is_constructible_v<RefOwner, const ConvertibleValue&, ConvertibleDeleter>);
+  STATIC_REQUIRE(std::is_constructible_v<RefOwner, ConvertibleValue&, ConvertibleDeleter>);
+
   // P0052 uses unique_resource<val&, del>; teardown stores std::reference_wrapper instead.
   Value v{3};
   int counter = 0;
@@ -330,11 +377,15 @@ TEST_CASE("libstdc++ uniqueres.cc test_cons: construction from values, convertib
   CHECK(counter == 1);
   CHECK(deleter_calls == 100);
   {
-    CheckingDeleter by_reference{3, &calls};
+    // The deleter is referred to, not copied: changing it after construction (the peer's --d4.i)
+    // is what the release sees.
+    CheckingDeleter by_reference{4, &calls};
     teardown::UniqueResource r4(std::ref(v), std::ref(by_reference));
     STATIC_REQUIRE(
         std::is_same_v<decltype(r4), teardown::UniqueResource<std::reference_wrapper<Value>,
                                                               std::reference_wrapper<CheckingDeleter>>>);
+    STATIC_REQUIRE_FALSE(std::is_constructible_v<decltype(r4), Value, CheckingDeleter>);
+    --by_reference.expected;
   }
   CHECK(calls == 2);
 }
@@ -359,12 +410,16 @@ TEST_CASE(
     ThrowOnCopy(const ThrowOnCopy&) { throw 1; }
   };
   auto d = [&deleter_calls](auto&) { ++deleter_calls; };
-  try {
-    teardown::UniqueResource r(ThrowOnCopy{}, d);
-    FAIL("storing a resource whose copy throws must throw");
-  } catch (int) {
-    CHECK(deleter_calls == 2);
+  {
+    teardown::UniqueResource r(Value{1}, d);  // owned until the block ends
+    try {
+      teardown::UniqueResource r2(ThrowOnCopy{}, d);
+      FAIL("storing a resource whose copy throws must throw");
+    } catch (int) {
+      CHECK(deleter_calls == 2);
+    }
   }
+  CHECK(deleter_calls == 3);
 }
 
 TEST_CASE(
