@@ -95,6 +95,35 @@ TEST_CASE(
   from_function.dismiss();
 }
 
+TEST_CASE("absl cleanup_test FactoryProducesCorrectType: scope_exit() keeps the callback type",
+          "[conformance][absl]") {
+  // absl::MakeCleanup(callback) is teardown::scope_exit(callback): a guard of the decayed type.
+  auto lambda = [] {};
+  auto from_lambda = teardown::scope_exit(lambda);
+  STATIC_REQUIRE(std::is_same_v<decltype(from_lambda), teardown::ScopeGuard<decltype(lambda)>>);
+  auto from_one_shot = teardown::scope_exit(OneShotCallback([] {}));
+  STATIC_REQUIRE(std::is_same_v<decltype(from_one_shot), teardown::ScopeGuard<OneShotCallback>>);
+  auto from_function = teardown::scope_exit(function);
+  STATIC_REQUIRE(std::is_same_v<decltype(from_function), teardown::ScopeGuard<void (*)()>>);
+  auto from_address = teardown::scope_exit(&function);
+  STATIC_REQUIRE(std::is_same_v<decltype(from_address), teardown::ScopeGuard<void (*)()>>);
+  from_function.dismiss();
+  from_address.dismiss();
+}
+
+TEST_CASE("absl cleanup_test FactoryAndCTADProduceSameType: scope_exit() and deduction agree",
+          "[conformance][absl]") {
+  auto lambda = [] {};
+  auto made = teardown::scope_exit(lambda);
+  teardown::ScopeGuard deduced(lambda);
+  STATIC_REQUIRE(std::is_same_v<decltype(made), decltype(deduced)>);
+  auto made_from_function = teardown::scope_exit(function);
+  teardown::ScopeGuard deduced_from_function(function);
+  STATIC_REQUIRE(std::is_same_v<decltype(made_from_function), decltype(deduced_from_function)>);
+  made_from_function.dismiss();
+  deduced_from_function.dismiss();
+}
+
 TEST_CASE("absl cleanup_test BasicUsage: the constructor does not run the callback, the destructor does",
           "[conformance][absl]") {
   for_each_callback_kind([]<class Factory>() {

@@ -233,8 +233,8 @@ TEST_CASE("folly ScopeGuardTest TESTThrowingCleanupAction: a callable that canno
 }
 
 TEST_CASE(
-    "folly ScopeGuardTest ConstexprFires/ConstexprDismiss/ConstexprRehire/ConstexprScopeExit: guards in "
-    "constant evaluation",
+    "folly ScopeGuardTest Constexpr*: guards in constant evaluation (ConstexprFires, ConstexprDismiss, "
+    "ConstexprRehire, ConstexprScopeExit)",
     "[conformance][folly]") {
   constexpr int fired = [] {
     int v = 0;
