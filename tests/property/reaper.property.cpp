@@ -1,10 +1,16 @@
 // Property: for random ladders (up to three of Wait, Request, Signal before Kill, aimed at the
 // child or at its whole tree) and random children (exits at once, exits after a delay, ignores
 // SIGTERM, stops itself, answers the stop request; each in a cgroup leaf, in the process-group
-// fallback, or not contained),
-// reaped alone by a Reaper or together by a ReapGroup, every child ends at the rung the model
-// predicts, with the matching exit, and the reap takes no longer than its graces allow.
-// (Trees with daemons are tested case by case in tests/process/contain*.test.cpp.)
+// fallback, or not contained), reaped alone by a Reaper or together by a ReapGroup, every child
+// ends at the rung the model predicts, with the matching exit, and the reap takes no longer than
+// its graces allow.
+//
+// A contained child is a tree: before it behaves as drawn it forks up to three descendants —
+// plain ones (in its group), daemons (double fork + setsid) and bare daemons (the same with an
+// empty environment, so without the fallback's TEARDOWN_TREE marker), each ignoring SIGTERM or
+// not. The model says what the reap does to each: a ladder aimed at the child alone leaves them
+// all running; one aimed at the tree ends every one of a cgroup leaf's, and every one of the
+// fallback's but a bare daemon (which it cannot tell from a stranger, and may miss).
 //
 // Real processes are slow next to rapidcheck's 1000 cases: CTest runs this property with
 // RC_PARAMS=max_success=50 (TEARDOWN_RC_PARAMS_PROCESS); RC_PARAMS raises it when run by hand.
@@ -13,6 +19,7 @@
 #include <rapidcheck.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,6 +30,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/contain_trees.hpp"
 #include "support/error_capture.hpp"
 #include "support/reaper_children.hpp"
 
@@ -50,10 +58,23 @@ struct RungPlan {
 };
 
 enum class Behaviour { exits_at_once, exits_after_delay, ignores_term, stops_itself, answers_request };
+
+// A descendant of a contained child. Each reports "<kind> <pid>" and then blocks in the shell's
+// `read` until the test lets go: it never execs again once its pid is known, because the
+// fallback recognises a reparented daemon by its environment, and /proc/<pid>/environ reads
+// empty while a process is in the middle of an exec (tested on its own in
+// tests/process/contain_fallback.test.cpp).
+enum class Descent { plain, daemon, bare_daemon };
+struct DescendantPlan {
+  Descent kind;
+  bool ignores_term;
+};
+
 struct ChildPlan {
   Behaviour behaviour;
-  int delay_ms;               // exits_after_delay only
-  teardown::Contain contain;  // none, process_group, or automatic (a cgroup leaf here)
+  int delay_ms;                             // exits_after_delay only
+  teardown::Contain contain;                // none, process_group, or automatic (a cgroup leaf here)
+  std::vector<DescendantPlan> descendants;  // none unless contained
 };
 
 // Names for rapidcheck's counterexamples.
@@ -65,6 +86,17 @@ struct ChildPlan {
   const char* names[] = {"exits at once", "exits after a delay", "ignores SIGTERM", "stops itself",
                          "answers the stop request"};
   os << names[static_cast<int>(behaviour)];
+}
+const char* const descent_names[] = {"plain", "daemon", "bare-daemon"};  // also what each reports
+[[maybe_unused]] void showValue(Descent kind, std::ostream& os) {
+  os << descent_names[static_cast<int>(kind)];
+}
+
+Descent descent_named(const std::string& name) {
+  for (int kind = 0; kind < 3; ++kind) {
+    if (name == descent_names[kind]) return static_cast<Descent>(kind);
+  }
+  throw std::runtime_error("a descendant reported as '" + name + "'");
 }
 
 struct Expectation {
@@ -110,42 +142,99 @@ Expectation predict(const std::vector<RungPlan>& rungs, const ChildPlan& child) 
   return {};
 }
 
-/// Children spawned and brought to their starting state (ready, stopped or already exited).
+enum class Reach { gone, untouched, either };
+
+/// What the model predicts for a descendant of a child that got `containment` (automatic
+/// resolved), once a ladder whose Kill aims at `target` has reaped the child.
+Reach predict_descendant(teardown::Contain containment, teardown::Target target, Descent kind) {
+  if (target == teardown::Target::process) return Reach::untouched;  // every rung aims at the child alone
+  if (containment == teardown::Contain::cgroup) return Reach::gone;  // the leaf holds all of them
+  // The fallback: the group, and what setsid()'d and was reparented to us carrying the marker.
+  return kind == Descent::bare_daemon ? Reach::either : Reach::gone;
+}
+
+/// The shell line with which a leader forks `descendant`; the descendant reports on `tree` and
+/// then reads `hold` until the test closes it.
+std::string fork_descendant(const DescendantPlan& descendant, const ReportPipe& tree,
+                            const ReportPipe& hold) {
+  const std::string body = std::string(descendant.ignores_term ? "trap \"\" TERM; " : "") + "echo " +
+                           descent_names[static_cast<int>(descendant.kind)] + " $$ " + tree.to() +
+                           "; read x " + hold.from();
+  switch (descendant.kind) {
+    case Descent::plain:
+      return "/bin/sh -c '" + body + "' & ";
+    case Descent::daemon:  // the subshell exits at once: the daemon is reparented, in its own session
+      return "( setsid /bin/sh -c '" + body + "' </dev/null & ); ";
+    case Descent::bare_daemon:
+      return "( setsid env -i /bin/sh -c '" + body + "' </dev/null & ); ";
+  }
+  return {};
+}
+
+/// Children spawned and brought to their starting state (ready, stopped or already exited), with
+/// a pidfd to each of their descendants.
 struct Children {
   ReportPipe ready;
+  ReportPipe tree;  // the descendants' "<kind> <pid>"
+  ReportPipe hold;  // the descendants read it until EOF: its write end never leaves this process
   std::vector<std::unique_ptr<ReportPipe>> controls;  // the stop request's channel, per child
   std::vector<teardown::Child> spawned;
+  std::vector<teardown::Contain> containments;      // what each child got
+  std::vector<teardown_test::Watched> descendants;  // per child
 
   explicit Children(const std::vector<ChildPlan>& plans) {
     for (const auto& plan : plans) {
       auto control = std::make_unique<ReportPipe>();
-      teardown::SpawnOptions options{.inherit_fds = {ready.write_end.get(), control->read_end.get()},
+      teardown::SpawnOptions options{.inherit_fds = {ready.write_end.get(), control->read_end.get(),
+                                                     tree.write_end.get(), hold.read_end.get()},
                                      .contain = plan.contain};
       const std::string to_ready = ready.to();
       std::string script;
+      for (const auto& descendant : plan.descendants) script += fork_descendant(descendant, tree, hold);
       switch (plan.behaviour) {
         case Behaviour::exits_at_once:
-          script = "exit 0";
+          script += "exit 0";
           break;
         case Behaviour::exits_after_delay:
-          script =
+          script +=
               "exec sleep 0." + std::string(plan.delay_ms < 100 ? "0" : "") + std::to_string(plan.delay_ms);
           break;
         case Behaviour::ignores_term:
-          script = "trap '' TERM; echo ready " + to_ready + "; exec sleep 60";
+          script += "trap '' TERM; echo ready " + to_ready + "; exec sleep 60";
           break;
         case Behaviour::stops_itself:
-          script = "kill -STOP $$; exec sleep 60";
+          script += "kill -STOP $$; exec sleep 60";
           break;
         case Behaviour::answers_request:
-          script = "echo ready " + to_ready + "; read line " + control->from() + "; exit 0";
+          script += "echo ready " + to_ready + "; read line " + control->from() + "; exit 0";
           break;
       }
       spawned.push_back(teardown::spawn(teardown_test::sh(script), std::move(options)));
       controls.push_back(std::move(control));
+      containments.push_back(spawned.back().containment());
+      descendants.push_back(teardown_test::watch_reported(tree, plan.descendants.size()));
       settle(spawned.back(), plan.behaviour);
     }
   }
+
+  /// Whatever of the trees the reap left (by design or not) is SIGKILLed, and reaped where it
+  /// ended as ours (we are a subreaper once a fallback child was spawned).
+  ~Children() {
+    hold.write_end.reset();
+    for (const auto& watched : descendants) {
+      for (const auto& pidfd : watched.pidfds)
+        (void)teardown::detail::pidfd_send_signal(pidfd.get(), SIGKILL);
+    }
+    for (const auto& watched : descendants) {
+      (void)watched.wait_all_gone(Deadline::after(20s));
+      for (const auto& pidfd : watched.pidfds) {
+        siginfo_t info{};
+        (void)teardown::detail::waitid_pidfd(pidfd.get(), &info, WEXITED | WNOHANG);
+      }
+    }
+  }
+  Children(const Children&) = delete;
+  Children& operator=(const Children&) = delete;
 
   void settle(const teardown::Child& child, Behaviour behaviour) {
     const auto deadline = Deadline::after(20s);
@@ -219,12 +308,19 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
     const auto child_count = *rc::gen::inRange(1, 4);
     std::vector<ChildPlan> plans;
     for (int i = 0; i < child_count; ++i) {
-      plans.push_back(
-          {*rc::gen::element(Behaviour::exits_at_once, Behaviour::exits_after_delay, Behaviour::ignores_term,
-                             Behaviour::stops_itself, Behaviour::answers_request),
-           *rc::gen::inRange(10, 150),
-           *rc::gen::element(teardown::Contain::none, teardown::Contain::automatic,
-                             teardown::Contain::process_group)});
+      ChildPlan plan{
+          *rc::gen::element(Behaviour::exits_at_once, Behaviour::exits_after_delay, Behaviour::ignores_term,
+                            Behaviour::stops_itself, Behaviour::answers_request),
+          *rc::gen::inRange(10, 150),
+          *rc::gen::element(teardown::Contain::none, teardown::Contain::automatic,
+                            teardown::Contain::process_group),
+          {}};
+      const int descendant_count = plan.contain == teardown::Contain::none ? 0 : *rc::gen::inRange(0, 4);
+      for (int d = 0; d < descendant_count; ++d) {
+        plan.descendants.push_back({*rc::gen::element(Descent::plain, Descent::daemon, Descent::bare_daemon),
+                                    *rc::gen::arbitrary<bool>()});
+      }
+      plans.push_back(std::move(plan));
     }
     const auto target = *rc::gen::element(teardown::Target::process, teardown::Target::tree);
     const bool as_group = plans.size() > 1 || *rc::gen::arbitrary<bool>();
@@ -281,6 +377,25 @@ TEST_CASE("Reaper: random ladders and child behaviours end at the predicted rung
         }
       }
       RC_TAG(static_cast<int>(plans[k].behaviour));
+    }
+
+    // The trees: what the model says the reap ended is gone (an event on its pidfd, waited for
+    // with a generous deadline: the kernel empties a cgroup an instant before its last member's
+    // exit is signalled), what it says the ladder never aimed at still runs.
+    for (std::size_t k = 0; k < plans.size(); ++k) {
+      const auto& watched = children.descendants[k];
+      for (std::size_t d = 0; d < watched.pids.size(); ++d) {
+        const Descent kind = descent_named(watched.roles[d]);
+        const Reach expected = predict_descendant(children.containments[k], target, kind);
+        RC_LOG() << "child " << k << " (" << to_string(children.containments[k]) << "), descendant "
+                 << watched.roles[d] << " " << watched.pids[d] << "\n";
+        pollfd exited{watched.pidfds[d].get(), POLLIN, 0};
+        if (expected == Reach::gone) {
+          RC_ASSERT(teardown::detail::poll_until(&exited, 1, Deadline::after(10s).time_point()) == 1);
+        } else if (expected == Reach::untouched) {
+          RC_ASSERT(::poll(&exited, 1, 0) == 0);
+        }
+      }
     }
   });
   if (!teardown_test::has_no_children())
