@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <thread>
@@ -185,6 +188,130 @@ TEST_CASE("Containment: SIGKILL of the supervisor kills every die_with_parent tr
     const auto own = teardown::detail::discover_own_cgroup().directory;
     if (!own.empty()) CHECK(::access((own + "/teardown-" + std::to_string(supervisor)).c_str(), F_OK) != 0);
   }
+}
+
+/// A leader with a setsid daemon that ignores SIGTERM, so that a reap aimed at the tree goes on
+/// scanning (the fallback) or waiting on cgroup.events until its Kill. Neither execs once it has
+/// reported: both block reading `hold` (EOF when the test closes it). Reports 2 lines.
+inline std::vector<std::string> stubborn_daemon_leader(const ReportPipe& report, const ReportPipe& hold) {
+  const std::string daemon = "setsid /bin/sh -c 'trap \"\" TERM; " +
+                             teardown_test::reporting(report, "daemon", "read x " + hold.from()) +
+                             "' </dev/null &";
+  return sh("( " + daemon + " ); " + teardown_test::reporting(report, "leader", "read x " + hold.from()));
+}
+
+// The fallback reaps the zombies of adopted tree members; a child this process forked itself, or
+// one std::system forked, is no member of any tree and keeps its status for its own waitpid.
+TEST_CASE("Containment: a reap never takes the status of a raw fork() child or a std::system child",
+          "[contain][process]") {
+  ReportPipe report;
+  ReportPipe hold;
+  auto options = contained(report);
+  options.inherit_fds.push_back(hold.read_end.get());
+  auto child = teardown::spawn(stubborn_daemon_leader(report, hold), options);
+  auto tree = teardown_test::watch_reported(report, 2);
+
+  const pid_t raw = ::fork();
+  REQUIRE(raw >= 0);
+  if (raw == 0) ::_exit(42);
+  siginfo_t info{};
+  REQUIRE(::waitid(P_PID, static_cast<id_t>(raw), &info, WEXITED | WNOWAIT) == 0);  // our zombie now
+
+  // std::system children come and go (each a zombie for an instant) all through the reap.
+  std::atomic<bool> reaping{true};
+  std::vector<int> system_results;
+  std::thread system_runner([&] {
+    while (reaping.load() || system_results.empty()) system_results.push_back(std::system("exit 7"));
+  });
+  Reaper reaper(std::move(child),
+                teardown::ladder(rung::Signal{SIGTERM, 500ms, Target::tree}, rung::Kill{Target::tree}));
+  (void)reaper.reap(Deadline::after(20s));
+  reaping.store(false);
+  system_runner.join();
+  CHECK(tree.wait_all_gone(Deadline::after(20s)));
+
+  int status = 0;
+  CHECK(::waitpid(raw, &status, WNOHANG) == raw);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 42));
+  INFO(system_results.size() << " std::system calls during the reap");
+  std::vector<int> wrong;  // what std::system returned instead of "exited with 7"
+  for (const int result : system_results) {
+    if (!WIFEXITED(result) || WEXITSTATUS(result) != 7) wrong.push_back(result);
+  }
+  CHECK(wrong.empty());
+}
+
+/// A forked copy of this test that spawns one die_with_parent tree and reports, as "<role> <pid>"
+/// lines, the tree's processes and then its guardian's pid; it waits for a byte on `go`, then
+/// reaps the tree first if `reap_first`, and exits normally (std::exit: static destructors and
+/// atexit handlers run; a Child still in scope is not destroyed).
+inline pid_t start_copy_that_exits(ReportPipe& report, ReportPipe& go, bool reap_first) {
+  std::fflush(nullptr);  // nothing buffered here is written twice
+  const pid_t copy = ::fork();
+  if (copy != 0) return copy;
+  prepare_process();
+  try {
+    auto options = contained(report, /*die_with_parent=*/true);
+    auto child = teardown::spawn(reap_first ? sh(teardown_test::reporting(report, "leader", "exec sleep 60"))
+                                            : teardown_test::daemonizing_leader(report),
+                                 options);
+    const std::string guardian =
+        "guardian " + std::to_string(teardown::detail::Guardian::instance().pid()) + "\n";
+    (void)!::write(report.write_end.get(), guardian.data(), guardian.size());
+    char byte = 0;
+    (void)!::read(go.read_end.get(), &byte, 1);
+    if (reap_first) (void)Reaper(std::move(child)).reap(Deadline::after(20s));
+    std::exit(0);
+  } catch (...) {
+    ::_exit(1);
+  }
+}
+
+/// Waits for the copy's normal exit, then for everything it reported to be gone; reaps what of it
+/// ended as ours (where this process is a subreaper) and says whether its cgroup subtree went.
+inline void check_nothing_outlives(pid_t copy, ReportPipe& go, teardown_test::Watched& reported) {
+  REQUIRE(::write(go.write_end.get(), "\n", 1) == 1);
+  int status = 0;
+  REQUIRE(::waitpid(copy, &status, 0) == copy);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  for (std::size_t i = 0; i < reported.pids.size(); ++i) {
+    INFO(reported.roles[i] << " " << reported.pids[i]);
+    pollfd exited{reported.pidfds[i].get(), POLLIN, 0};
+    CHECK(teardown::detail::poll_until(&exited, 1, Deadline::after(20s).time_point()) == 1);
+    siginfo_t info{};
+    (void)teardown::detail::waitid_pidfd(reported.pidfds[i].get(), &info, WEXITED | WNOHANG);
+  }
+  const auto own = teardown::detail::discover_own_cgroup().directory;
+  if (tested_contain == Contain::cgroup && !own.empty()) {
+    CHECK(::access((own + "/teardown-" + std::to_string(copy)).c_str(), F_OK) != 0);
+  }
+}
+
+TEST_CASE(
+    "Containment: after a normal exit that left a die_with_parent tree running, the guardian kills it and "
+    "exits",
+    "[contain][process]") {
+  ReportPipe report;
+  ReportPipe go;
+  const pid_t copy = start_copy_that_exits(report, go, /*reap_first=*/false);
+  REQUIRE(copy > 0);
+  auto reported = teardown_test::watch_reported(report, 3);  // leader and daemon in any order, then guardian
+  REQUIRE(reported.pid_of("guardian") > 0);
+  REQUIRE(reported.alive_now() == 3);
+  check_nothing_outlives(copy, go, reported);
+}
+
+TEST_CASE("Containment: after a normal exit that left nothing running, the guardian exits too",
+          "[contain][process]") {
+  ReportPipe report;
+  ReportPipe go;
+  const pid_t copy = start_copy_that_exits(report, go, /*reap_first=*/true);
+  REQUIRE(copy > 0);
+  auto reported = teardown_test::watch_reported(report, 2);  // leader, guardian
+  REQUIRE(reported.pid_of("guardian") > 0);
+  REQUIRE(reported.alive_now() == 2);
+  check_nothing_outlives(copy, go, reported);
 }
 
 }  // namespace contain_cases
