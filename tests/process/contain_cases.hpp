@@ -242,10 +242,11 @@ TEST_CASE("Containment: a reap never takes the status of a raw fork() child or a
 }
 
 /// A forked copy of this test that spawns one die_with_parent tree and reports, as "<role> <pid>"
-/// lines, the tree's processes and then its guardian's pid; it waits for a byte on `go`, then
-/// reaps the tree first if `reap_first`, and exits normally (std::exit: static destructors and
-/// atexit handlers run; a Child still in scope is not destroyed).
-inline pid_t start_copy_that_exits(ReportPipe& report, ReportPipe& go, bool reap_first) {
+/// lines, the tree's processes and then its guardian's pid, and on `where` its cgroup subtree (an
+/// empty line without one); it waits for a byte on `go`, then reaps the tree first if
+/// `reap_first`, and exits normally (std::exit: static destructors and atexit handlers run; a
+/// Child still in scope is not destroyed).
+inline pid_t start_copy_that_exits(ReportPipe& report, ReportPipe& where, ReportPipe& go, bool reap_first) {
   std::fflush(nullptr);  // nothing buffered here is written twice
   const pid_t copy = ::fork();
   if (copy != 0) return copy;
@@ -258,6 +259,8 @@ inline pid_t start_copy_that_exits(ReportPipe& report, ReportPipe& go, bool reap
     const std::string guardian =
         "guardian " + std::to_string(teardown::detail::Guardian::instance().pid()) + "\n";
     (void)!::write(report.write_end.get(), guardian.data(), guardian.size());
+    const std::string subtree = teardown::detail::CgroupHome::instance().subtree() + "\n";
+    (void)!::write(where.write_end.get(), subtree.data(), subtree.size());
     char byte = 0;
     (void)!::read(go.read_end.get(), &byte, 1);
     if (reap_first) (void)Reaper(std::move(child)).reap(Deadline::after(20s));
@@ -268,8 +271,11 @@ inline pid_t start_copy_that_exits(ReportPipe& report, ReportPipe& go, bool reap
 }
 
 /// Waits for the copy's normal exit, then for everything it reported to be gone; reaps what of it
-/// ended as ours (where this process is a subreaper) and says whether its cgroup subtree went.
-inline void check_nothing_outlives(pid_t copy, ReportPipe& go, teardown_test::Watched& reported) {
+/// ended as ours (where this process is a subreaper); its cgroup subtree, if it had one, is gone.
+inline void check_nothing_outlives(pid_t copy, ReportPipe& where, ReportPipe& go,
+                                   teardown_test::Watched& reported) {
+  const auto subtree = where.read_line(Deadline::after(20s));
+  REQUIRE(subtree);
   REQUIRE(::write(go.write_end.get(), "\n", 1) == 1);
   int status = 0;
   REQUIRE(::waitpid(copy, &status, 0) == copy);
@@ -282,10 +288,8 @@ inline void check_nothing_outlives(pid_t copy, ReportPipe& go, teardown_test::Wa
     siginfo_t info{};
     (void)teardown::detail::waitid_pidfd(reported.pidfds[i].get(), &info, WEXITED | WNOHANG);
   }
-  const auto own = teardown::detail::discover_own_cgroup().directory;
-  if (tested_contain == Contain::cgroup && !own.empty()) {
-    CHECK(::access((own + "/teardown-" + std::to_string(copy)).c_str(), F_OK) != 0);
-  }
+  if (tested_contain == Contain::cgroup) CHECK_FALSE(subtree->empty());
+  if (!subtree->empty()) CHECK(::access(subtree->c_str(), F_OK) != 0);
 }
 
 TEST_CASE(
@@ -293,25 +297,27 @@ TEST_CASE(
     "exits",
     "[contain][process]") {
   ReportPipe report;
+  ReportPipe where;
   ReportPipe go;
-  const pid_t copy = start_copy_that_exits(report, go, /*reap_first=*/false);
+  const pid_t copy = start_copy_that_exits(report, where, go, /*reap_first=*/false);
   REQUIRE(copy > 0);
   auto reported = teardown_test::watch_reported(report, 3);  // leader and daemon in any order, then guardian
   REQUIRE(reported.pid_of("guardian") > 0);
   REQUIRE(reported.alive_now() == 3);
-  check_nothing_outlives(copy, go, reported);
+  check_nothing_outlives(copy, where, go, reported);
 }
 
 TEST_CASE("Containment: after a normal exit that left nothing running, the guardian exits too",
           "[contain][process]") {
   ReportPipe report;
+  ReportPipe where;
   ReportPipe go;
-  const pid_t copy = start_copy_that_exits(report, go, /*reap_first=*/true);
+  const pid_t copy = start_copy_that_exits(report, where, go, /*reap_first=*/true);
   REQUIRE(copy > 0);
   auto reported = teardown_test::watch_reported(report, 2);  // leader, guardian
   REQUIRE(reported.pid_of("guardian") > 0);
   REQUIRE(reported.alive_now() == 2);
-  check_nothing_outlives(copy, go, reported);
+  check_nothing_outlives(copy, where, go, reported);
 }
 
 }  // namespace contain_cases

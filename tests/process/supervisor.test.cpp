@@ -230,12 +230,13 @@ bool is_running(pid_t pid) {
   return close != std::string_view::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
-/// Live processes of the supervisor's contained trees: those in a cgroup under
-/// `/teardown-<supervisor>/`, and those carrying its process-group fallback's environment marker
-/// (`TEARDOWN_TREE=<supervisor>.<n>`), which no cgroup holds.
+/// Live processes of the supervisor's contained trees: those in a cgroup under its subtree
+/// (`/teardown-<supervisor>/`, or `/teardown-<supervisor>.<n>/` when that name was taken), and
+/// those carrying its process-group fallback's environment marker (`TEARDOWN_TREE=<supervisor>.`),
+/// which no cgroup holds.
 std::vector<pid_t> contained_by(pid_t supervisor) {
   std::vector<pid_t> found;
-  const std::string mark = "/teardown-" + std::to_string(supervisor) + "/";
+  const std::string mark = "/teardown-" + std::to_string(supervisor);
   const std::string marker =
       std::string(teardown::detail::tree_marker_variable) + "=" + std::to_string(supervisor) + ".";
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -244,7 +245,8 @@ std::vector<pid_t> contained_by(pid_t supervisor) {
     const auto pid = static_cast<pid_t>(std::stoi(name));
     const std::string cgroup = teardown::detail::read_text_file(entry.path() / "cgroup");
     const std::string environment = teardown::detail::read_text_file(entry.path() / "environ");
-    const bool in_its_cgroups = cgroup.find(mark) != std::string::npos;
+    const bool in_its_cgroups =
+        cgroup.find(mark + "/") != std::string::npos || cgroup.find(mark + ".") != std::string::npos;
     const bool marked =
         environment.rfind(marker, 0) == 0 || environment.find('\0' + marker) != std::string::npos;
     if ((in_its_cgroups || marked) && is_running(pid)) found.push_back(pid);
