@@ -241,20 +241,23 @@ TEST_CASE("Containment: a reap never takes the status of a raw fork() child or a
   CHECK(wrong.empty());
 }
 
-/// A forked copy of this test that spawns one die_with_parent tree and reports, as "<role> <pid>"
+/// A forked copy of this test that spawns one die_with_parent tree (a leader and a daemon, both
+/// reading `hold`; with `reap_first`, a leader alone) and reports, as "<role> <pid>"
 /// lines, the tree's processes and then its guardian's pid, and on `where` its cgroup subtree (an
 /// empty line without one); it waits for a byte on `go`, then reaps the tree first if
 /// `reap_first`, and exits normally (std::exit: static destructors and atexit handlers run; a
 /// Child still in scope is not destroyed).
-inline pid_t start_copy_that_exits(ReportPipe& report, ReportPipe& where, ReportPipe& go, bool reap_first) {
+inline pid_t start_copy_that_exits(ReportPipe& report, ReportPipe& hold, ReportPipe& where, ReportPipe& go,
+                                   bool reap_first) {
   std::fflush(nullptr);  // nothing buffered here is written twice
   const pid_t copy = ::fork();
   if (copy != 0) return copy;
   prepare_process();
   try {
     auto options = contained(report, /*die_with_parent=*/true);
+    options.inherit_fds.push_back(hold.read_end.get());
     auto child = teardown::spawn(reap_first ? sh(teardown_test::reporting(report, "leader", "exec sleep 60"))
-                                            : teardown_test::daemonizing_leader(report),
+                                            : stubborn_daemon_leader(report, hold),
                                  options);
     const std::string guardian =
         "guardian " + std::to_string(teardown::detail::Guardian::instance().pid()) + "\n";
@@ -297,9 +300,10 @@ TEST_CASE(
     "exits",
     "[contain][process]") {
   ReportPipe report;
+  ReportPipe hold;
   ReportPipe where;
   ReportPipe go;
-  const pid_t copy = start_copy_that_exits(report, where, go, /*reap_first=*/false);
+  const pid_t copy = start_copy_that_exits(report, hold, where, go, /*reap_first=*/false);
   REQUIRE(copy > 0);
   auto reported = teardown_test::watch_reported(report, 3);  // leader and daemon in any order, then guardian
   REQUIRE(reported.pid_of("guardian") > 0);
@@ -310,9 +314,10 @@ TEST_CASE(
 TEST_CASE("Containment: after a normal exit that left nothing running, the guardian exits too",
           "[contain][process]") {
   ReportPipe report;
+  ReportPipe hold;
   ReportPipe where;
   ReportPipe go;
-  const pid_t copy = start_copy_that_exits(report, where, go, /*reap_first=*/true);
+  const pid_t copy = start_copy_that_exits(report, hold, where, go, /*reap_first=*/true);
   REQUIRE(copy > 0);
   auto reported = teardown_test::watch_reported(report, 2);  // leader, guardian
   REQUIRE(reported.pid_of("guardian") > 0);
