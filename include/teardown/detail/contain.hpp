@@ -172,7 +172,7 @@ class Containment {
     std::vector<UniqueFd> live;
     const auto processes = list_processes();
     reap_daemon_zombies(processes);
-    for (const auto& member : tree_members(roots, leader, marker_, processes)) {
+    for (const auto& member : tree_members(roots, leader, leader_unreaped, marker_, processes)) {
       if (std::any_of(kept.begin(), kept.end(), [&](const Known& k) { return k.entry.pid == member.pid; }))
         continue;
       UniqueFd pidfd = verified_pidfd(member);

@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -132,9 +134,20 @@ inline std::vector<ProcEntry> list_processes() {
   return processes;
 }
 
-/// Whether `pid`'s initial environment holds exactly `entry` ("K=V").
+/// Whether `pid`'s initial environment holds exactly `entry` ("K=V"). /proc/<pid>/environ reads
+/// empty while the process is in the middle of an exec: an empty read is tried again for up to
+/// 5 ms before it counts as "no such entry" (what a process whose environment really is empty
+/// costs each time it is looked at; only processes reparented to us are).
 inline bool environment_holds(pid_t pid, std::string_view entry) {
-  const std::string text = read_text_file("/proc/" + std::to_string(pid) + "/environ");
+  const std::string path = "/proc/" + std::to_string(pid) + "/environ";
+  std::string text = read_text_file(path);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+  while (text.empty() && std::chrono::steady_clock::now() < give_up) {
+    const auto state = read_proc_stat(pid);
+    if (!state || state->state == 'Z') return false;  // gone, or a zombie: its environment went with it
+    ::sched_yield();
+    text = read_text_file(path);
+  }
   for (std::size_t start = 0; start < text.size();) {
     std::size_t end = text.find('\0', start);
     if (end == std::string::npos) end = text.size();
@@ -144,11 +157,14 @@ inline bool environment_holds(pid_t pid, std::string_view entry) {
   return false;
 }
 
-/// The members of a tree in a snapshot: every process but us and `leader` that is in `group`,
-/// is one of `roots` (processes known to be members), descends (by ppid) from a root or another
-/// member, or was reparented to us and carries `marker` ("TEARDOWN_TREE=...", "" for none).
+/// The members of a tree in a snapshot: every process but us and `leader` that is in the
+/// leader's group (only while `leader_unreaped`: once reaped, its pid, and so its group id, may
+/// name a stranger's group), is one of `roots` (processes known to be members), descends (by
+/// ppid) from a root or another member, or was reparented to us and carries `marker`
+/// ("TEARDOWN_TREE=...", "" for none).
 inline std::vector<ProcEntry> tree_members(const std::vector<pid_t>& roots, pid_t leader,
-                                           std::string_view marker, const std::vector<ProcEntry>& processes) {
+                                           bool leader_unreaped, std::string_view marker,
+                                           const std::vector<ProcEntry>& processes) {
   const pid_t self = ::getpid();
   std::vector<pid_t> parents = roots;
   std::vector<ProcEntry> members;
@@ -161,7 +177,7 @@ inline std::vector<ProcEntry> tree_members(const std::vector<pid_t>& roots, pid_
   for (const auto& process : processes) {
     if (process.pid == leader || process.pid == self) continue;
     const bool known = std::find(roots.begin(), roots.end(), process.pid) != roots.end();
-    const bool in_group = process.process_group == leader;
+    const bool in_group = leader_unreaped && process.process_group == leader;
     const bool adopted_marked =
         process.parent == self && !marker.empty() && environment_holds(process.pid, marker);
     if (known || in_group || adopted_marked) {
@@ -207,8 +223,14 @@ inline bool reap_verified(const ProcEntry& zombie) {
 /// thing (then only the group is contained).
 inline bool become_child_subreaper() noexcept {
 #if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)
-  static const bool done = ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
-  return done;
+  // Once per process: a forked copy is no subreaper (fork does not inherit it), so the pid that
+  // set it is remembered, not merely that it was set.
+  static std::atomic<pid_t> done_for{0};
+  const pid_t self = ::getpid();
+  if (done_for.load(std::memory_order_acquire) == self) return true;
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return false;
+  done_for.store(self, std::memory_order_release);
+  return true;
 #else
   return false;
 #endif
