@@ -98,9 +98,9 @@ template <>
 struct Arbitrary<Scenario> {
   static Gen<Scenario> arbitrary() {
     return gen::build<Scenario>(
-        gen::set(&Scenario::workers,
-                 gen::container<std::vector<std::vector<WorkerOp>>>(
-                     *gen::inRange<std::size_t>(1, 4), gen::resize(16, gen::arbitrary<std::vector<WorkerOp>>()))),
+        gen::set(&Scenario::workers, gen::container<std::vector<std::vector<WorkerOp>>>(
+                                         *gen::inRange<std::size_t>(1, 4),
+                                         gen::resize(16, gen::arbitrary<std::vector<WorkerOp>>()))),
         gen::set(&Scenario::control,
                  gen::resize(6, gen::container<std::vector<ControlOp>>(
                                     gen::weightedElement<ControlOp>({{1, ControlOp::stop_admitting},
