@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,11 +135,17 @@ int in_copy_ending_by_exit(Body body) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/// Spawns and reaps one contained child: what makes this process's subtree, if it had none.
+void spawn_contained_and_reap() {
+  auto child = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
+  (void)teardown::Reaper(std::move(child)).reap(Deadline::after(20s));
+}
+
 std::string subtree_of(pid_t pid) {
   return teardown::detail::discover_own_cgroup().directory + "/teardown-" + std::to_string(pid);
 }
 
-/// The subtree `pid` made: from the copy's own report, since its pid is known only to it at first.
+/// The next pid a forked copy reported (0 if none came): only the copy knows its own at first.
 pid_t reported_pid(ReportPipe& report) {
   const auto line = report.read_line(Deadline::after(20s));
   return line ? static_cast<pid_t>(std::stol(*line)) : 0;
@@ -152,8 +157,7 @@ TEST_CASE("Contain::cgroup: the subtree of a process that ended by _exit is swep
   if (!cgroups_usable()) return;
   ReportPipe report;
   const int code = in_copy_ending_by_exit([&] {
-    auto child = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
-    (void)teardown::Reaper(std::move(child)).reap(Deadline::after(20s));
+    spawn_contained_and_reap();
     const std::string pid = std::to_string(::getpid()) + "\n";
     (void)!::write(report.write_end.get(), pid.data(), pid.size());
     return 0;
@@ -180,8 +184,7 @@ TEST_CASE("Contain::cgroup: a sweep leaves the subtree of a live process and one
     if (live == 0) {
       int code = 1;
       try {
-        auto child = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
-        (void)teardown::Reaper(std::move(child)).reap(Deadline::after(20s));
+        spawn_contained_and_reap();
         (void)!::write(report.write_end.get(), "ready\n", 6);
         (void)release.read_line(Deadline::after(60s));                              // lives until told
         auto again = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});  // its home still works
@@ -229,14 +232,9 @@ TEST_CASE("Contain::cgroup: a sweep leaves the subtree of a live process and one
     // Now end the sleep (through its leaf: cgroup.kill) and wait for the event, then sweep.
     const std::string subtree = subtree_of(ended);
     REQUIRE(teardown::detail::write_control(subtree + "/live-on/cgroup.kill", "1") == 0);
-    const auto deadline = Deadline::after(20s);
-    while (teardown::detail::cgroup_populated(subtree) && !deadline.expired()) {
-      const teardown::UniqueFd events(::open((subtree + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
-      pollfd change{events.get(), POLLPRI, 0};
-      if (teardown::detail::cgroup_populated(subtree))
-        (void)teardown::detail::poll_until(&change, 1, deadline.time_point());
-    }
-    REQUIRE_FALSE(teardown::detail::cgroup_populated(subtree));
+    const teardown::UniqueFd events(::open((subtree + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(events);
+    REQUIRE(teardown::detail::wait_cgroup_empty(events.get(), subtree, Deadline::after(20s)));
     CHECK(teardown::detail::sweep_stale_subtrees(own) >= 1);
     CHECK_FALSE(is_directory(subtree));
   }
@@ -247,8 +245,7 @@ TEST_CASE("Contain::cgroup: a process whose subtree went (its lock fd closed, th
   if (!cgroups_usable()) return;
   ReportPipe report;
   const int code = in_copy_ending_by_exit([&] {
-    auto first = teardown::spawn({"/bin/true"}, {.contain = Contain::cgroup});
-    (void)teardown::Reaper(std::move(first)).reap(Deadline::after(20s));
+    spawn_contained_and_reap();
     const std::string subtree = teardown::detail::CgroupHome::instance().subtree();
     // A close-every-fd loop, as some daemons run, drops the lock; a sweep then takes the subtree.
     DIR* listing = ::opendir("/proc/self/fd");
@@ -287,14 +284,8 @@ TEST_CASE("Containment: the suite leaves no cgroup leaf, fd or zombie", "[contai
   const std::string subtree = teardown::detail::CgroupHome::instance().subtree();
   if (subtree.empty()) return;
   for (const char* part : {"/live-on", "/die-with-parent"}) {
-    DIR* directory = ::opendir((subtree + part).c_str());
-    REQUIRE(directory);
-    std::vector<std::string> left;
-    while (const dirent* entry = ::readdir(directory)) {
-      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') left.emplace_back(entry->d_name);
-    }
-    ::closedir(directory);
-    CHECK(left.empty());
+    REQUIRE(is_directory(subtree + part));
+    CHECK(teardown::detail::subdirectories(subtree + part).empty());
   }
 }
 

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -195,6 +196,31 @@ TEARDOWN_DETAIL_BETWEEN_FORK_AND_EXEC inline pid_t clone_into_cgroup(int cgroup_
   throw std::system_error(error, std::generic_category(), "teardown::spawn: Contain::cgroup: " + what);
 }
 
+/// Whether the cgroup whose `cgroup.events` is open as `events_fd` holds a process, in it or
+/// beneath it (`populated 1`). Read through the fd, so a later poll waits for the next change.
+inline bool events_say_populated(int events_fd) {
+  char buffer[256];
+  const ssize_t got = retry_eintr([&] { return ::pread(events_fd, buffer, sizeof buffer - 1, 0); });
+  if (got <= 0) return false;
+  buffer[got] = '\0';
+  const std::string_view text(buffer, static_cast<std::size_t>(got));
+  return text.find("populated 1") != std::string_view::npos;
+}
+
+/// Waits (poll on `events_fd`, the `cgroup.events` of `directory`, for POLLPRI) until the cgroup
+/// is empty or `deadline`; true if it is. An event, not a poll loop.
+inline bool wait_cgroup_empty(int events_fd, const std::string& directory, Deadline deadline) {
+  for (;;) {
+    if (!events_say_populated(events_fd)) return true;
+    if (deadline.expired()) return false;
+    pollfd change{events_fd, POLLPRI, 0};
+    if (poll_until(&change, 1, deadline.time_point()) == -1) {
+      throw std::system_error(errno, std::generic_category(),
+                              "teardown: poll on " + directory + "/cgroup.events");
+    }
+  }
+}
+
 /// One child's cgroup: its directory (the clone target), its `cgroup.events`, and what it holds.
 /// Removed (rmdir) when destroyed; the owner empties it first (`kill` + `wait_empty`).
 class CgroupLeaf {
@@ -240,26 +266,11 @@ class CgroupLeaf {
 
   /// Whether any process is in the leaf (`populated 1`). Zombies do not count: a process leaves
   /// its cgroup when it exits, not when it is reaped.
-  [[nodiscard]] bool populated() const {
-    char buffer[256];
-    const ssize_t got = retry_eintr([&] { return ::pread(events_.get(), buffer, sizeof buffer - 1, 0); });
-    if (got <= 0) return false;
-    buffer[got] = '\0';
-    const std::string_view text(buffer, static_cast<std::size_t>(got));
-    return text.find("populated 1") != std::string_view::npos;
-  }
+  [[nodiscard]] bool populated() const { return events_say_populated(events_.get()); }
 
   /// Waits (poll on `cgroup.events`, POLLPRI) until the leaf is empty or `deadline`.
   [[nodiscard]] bool wait_empty(Deadline deadline) const {
-    for (;;) {
-      if (!populated()) return true;
-      if (deadline.expired()) return false;
-      pollfd change{events_.get(), POLLPRI, 0};
-      if (poll_until(&change, 1, deadline.time_point()) == -1) {
-        throw std::system_error(errno, std::generic_category(),
-                                "teardown: poll on " + path_ + "/cgroup.events");
-      }
-    }
+    return wait_cgroup_empty(events_.get(), path_, deadline);
   }
 
   /// The pids in the leaf now (`cgroup.procs`).
@@ -356,20 +367,25 @@ inline bool cgroup_populated(const std::string& directory) {
   return read_text_file(directory + "/cgroup.events").find("populated 1") != std::string::npos;
 }
 
+/// The names of the directories in `directory` ("." and ".." aside): in cgroupfs, its child
+/// cgroups. Empty when it cannot be read.
+inline std::vector<std::string> subdirectories(const std::string& directory) {
+  std::vector<std::string> names;
+  const std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(directory.c_str()), &::closedir);
+  if (!listing) return names;
+  while (const dirent* entry = ::readdir(listing.get())) {
+    const std::string_view name(entry->d_name);
+    if (name == "." || name == "..") continue;
+    if (entry->d_type == DT_DIR || entry->d_type == DT_UNKNOWN) names.emplace_back(name);
+  }
+  return names;
+}
+
 /// rmdir every cgroup beneath `directory`, deepest first, then `directory` itself (cgroupfs
 /// directories hold only interface files, which go with them). True when it is gone.
 inline bool remove_cgroup_tree(const std::string& directory) noexcept {
   try {
-    if (DIR* listing = ::opendir(directory.c_str())) {
-      std::vector<std::string> inner;
-      while (const dirent* entry = ::readdir(listing)) {
-        const std::string_view name(entry->d_name);
-        if (name == "." || name == "..") continue;
-        if (entry->d_type == DT_DIR || entry->d_type == DT_UNKNOWN) inner.emplace_back(name);
-      }
-      ::closedir(listing);
-      for (const auto& name : inner) (void)remove_cgroup_tree(directory + "/" + name);
-    }
+    for (const auto& name : subdirectories(directory)) (void)remove_cgroup_tree(directory + "/" + name);
   } catch (...) {  // out of memory listing it: the rmdir below says whether it went anyway
   }
   return ::rmdir(directory.c_str()) == 0 || errno == ENOENT;
@@ -395,27 +411,32 @@ inline bool is_subtree_name(std::string_view name) noexcept {
   return digit_seen;
 }
 
+/// The subtree at `directory`, opened and locked (LOCK_EX) for the caller: the lock its owner
+/// holds for its whole life. Empty when it is gone or a live process holds it (errno says which:
+/// EWOULDBLOCK for held).
+inline UniqueFd lock_subtree(const std::string& directory) noexcept {
+  UniqueFd lock(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    lock.reset();
+    errno = error;
+  }
+  return lock;
+}
+
 /// Removes, beneath `own` (a cgroup directory), the subtrees of processes that ended without
 /// tidying up: a `teardown-*` directory whose lock nobody holds and in which no process is left
 /// (a populated one stays, for its guardian or for a later sweep). Returns how many went.
 inline std::size_t sweep_stale_subtrees(const std::string& own) noexcept {
   std::size_t removed = 0;
   try {
-    std::vector<std::string> candidates;
-    if (DIR* listing = ::opendir(own.c_str())) {
-      while (const dirent* entry = ::readdir(listing)) {
-        if ((entry->d_type == DT_DIR || entry->d_type == DT_UNKNOWN) && is_subtree_name(entry->d_name))
-          candidates.emplace_back(entry->d_name);
-      }
-      ::closedir(listing);
-    }
-    for (const auto& name : candidates) {
+    for (const auto& name : subdirectories(own)) {
+      if (!is_subtree_name(name)) continue;
       const std::string directory = own + "/" + name;
-      const UniqueFd held(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      if (!held) continue;
       // Held while we look and remove: the owner that made it an instant ago cannot take it
       // meanwhile, and finds it gone when it makes its parts (and makes it again).
-      if (::flock(held.get(), LOCK_EX | LOCK_NB) != 0) continue;  // a live process holds it
+      const UniqueFd held = lock_subtree(directory);
+      if (!held) continue;  // gone, or a live process holds it
       if (cgroup_populated(directory)) continue;
       if (remove_cgroup_tree(directory)) ++removed;
     }
@@ -506,23 +527,21 @@ class CgroupHome {
     const std::string base = own + "/teardown-" + std::to_string(self);
     for (int attempt = 0; attempt < 16; ++attempt) {
       const std::string subtree = attempt == 0 ? base : base + "." + std::to_string(attempt);
-      if (const int error = make_or_adopt_directory(subtree)) {
+      if (const int error = make_or_adopt_directory(AT_FDCWD, subtree.c_str())) {
         throw_cgroup_error(error, "cannot create " + subtree +
                                       " (no writable cgroup v2 here; under systemd "
                                       "use Delegate=yes)");
       }
-      UniqueFd lock(::open(subtree.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      UniqueFd lock = lock_subtree(subtree);
       if (!lock) {
-        if (errno == ENOENT) continue;  // swept between our mkdir and open: make it again
-        throw_cgroup_error(errno, "cannot open " + subtree);
-      }
-      if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) continue;  // another live process's: a sweep may also hold it an instant
-        throw_cgroup_error(errno, "cannot lock " + subtree);
+        // Swept between our mkdir and open: make it again. Held: another live process's (a sweep
+        // may also hold it an instant): the next name.
+        if (errno == ENOENT || errno == EWOULDBLOCK) continue;
+        throw_cgroup_error(errno, "cannot open and lock " + subtree);
       }
       int error = 0;
       for (const char* part : {"die-with-parent", "live-on"}) {
-        if (::mkdirat(lock.get(), part, 0755) != 0 && errno != EEXIST) error = error != 0 ? error : errno;
+        if (error == 0) error = make_or_adopt_directory(lock.get(), part);
       }
       if (error == ENOENT) continue;  // swept before we held the lock: make it again
       if (error != 0) {
@@ -554,13 +573,14 @@ class CgroupHome {
     owner_ = 0;
   }
 
-  /// Creates `directory`, or adopts it if it exists already (left by an earlier process with our
-  /// pid that ended without tidying up, by _exit say) — but only if this process can create
-  /// leaves in it: a root process's leftovers are not an unprivileged one's home. 0, or errno.
-  static int make_or_adopt_directory(const std::string& directory) noexcept {
-    if (::mkdir(directory.c_str(), 0755) == 0) return 0;
+  /// Creates `path` (relative to `at`, as mkdirat), or adopts it if it exists already (left by an
+  /// earlier process with our pid that ended without tidying up, by _exit say) — but only if this
+  /// process can create leaves in it: a root process's leftovers are not an unprivileged one's
+  /// home. 0, or errno.
+  static int make_or_adopt_directory(int at, const char* path) noexcept {
+    if (::mkdirat(at, path, 0755) == 0) return 0;
     if (errno != EEXIST) return errno;
-    return ::faccessat(AT_FDCWD, directory.c_str(), W_OK | X_OK, AT_EACCESS) == 0 ? 0 : errno;
+    return ::faccessat(at, path, W_OK | X_OK, AT_EACCESS) == 0 ? 0 : errno;
   }
 
   CgroupHome() = default;

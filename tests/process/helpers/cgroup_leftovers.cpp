@@ -5,10 +5,7 @@
 // Subtrees of live processes (held: their lock is taken) are theirs, and not looked at.
 #include <teardown/spawn.hpp>
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include <cstdio>
 #include <string>
@@ -23,13 +20,7 @@ void print_members(const std::string& directory) {
       if (c == '\0') c = ' ';
     std::printf("  pid %d: %s\n", static_cast<int>(pid), command.c_str());
   }
-  if (DIR* listing = ::opendir(directory.c_str())) {
-    std::vector<std::string> inner;
-    while (const dirent* entry = ::readdir(listing))
-      if (entry->d_type == DT_DIR && entry->d_name[0] != '.') inner.emplace_back(entry->d_name);
-    ::closedir(listing);
-    for (const auto& name : inner) print_members(directory + "/" + name);
-  }
+  for (const auto& name : teardown::detail::subdirectories(directory)) print_members(directory + "/" + name);
 }
 }  // namespace
 
@@ -41,17 +32,11 @@ int main() {
   }
   const std::size_t swept = teardown::detail::sweep_stale_subtrees(own.directory);
   std::printf("swept %zu empty subtree(s) of ended processes beneath %s\n", swept, own.directory.c_str());
-  std::vector<std::string> names;
-  if (DIR* listing = ::opendir(own.directory.c_str())) {
-    while (const dirent* entry = ::readdir(listing))
-      if (teardown::detail::is_subtree_name(entry->d_name)) names.emplace_back(entry->d_name);
-    ::closedir(listing);
-  }
   int left = 0;
-  for (const auto& name : names) {
+  for (const auto& name : teardown::detail::subdirectories(own.directory)) {
+    if (!teardown::detail::is_subtree_name(name)) continue;
     const std::string directory = own.directory + "/" + name;
-    const teardown::UniqueFd held(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!held || ::flock(held.get(), LOCK_EX | LOCK_NB) != 0) continue;  // gone, or a live process's
+    if (!teardown::detail::lock_subtree(directory)) continue;  // gone, or a live process's
     ++left;
     std::printf(
         "left behind: %s (%s)\n", directory.c_str(),
