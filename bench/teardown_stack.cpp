@@ -91,28 +91,38 @@ void BM_TeardownStack_Plan8(benchmark::State& state) {
 }
 BENCHMARK(BM_TeardownStack_Plan8);
 
-void BM_VectorFunction(benchmark::State& state) {
+using ExitStack = std::vector<std::function<void()>>;
+
+/// A `std::vector<std::function<void()>>` exit stack: push N steps, then `close(stack)`.
+template <class Close>
+void run_vector_exit_stack(benchmark::State& state, Close close) {
   const auto steps = static_cast<int>(state.range(0));
   long counter = 0;
   long push_allocs = 0;
   long close_allocs = 0;
   for (auto _ : state) {
-    std::vector<std::function<void()>> stack;
+    ExitStack stack;
     push_allocs += allocations_in([&] {
       for (int i = 0; i < steps; ++i) stack.emplace_back(Step{&counter});
     });
     close_allocs += allocations_in([&] {
-      for (auto step = stack.rbegin(); step != stack.rend(); ++step) {
-        try {
-          (*step)();
-        } catch (...) {  // an exit stack that keeps going; errors dropped, as in the usual idiom
-        }
-      }
+      close(stack);
       stack.clear();
     });
   }
   benchmark::DoNotOptimize(counter);
   report_allocations(state, push_allocs, close_allocs);
+}
+
+void BM_VectorFunction(benchmark::State& state) {
+  run_vector_exit_stack(state, [](ExitStack& stack) {
+    for (auto step = stack.rbegin(); step != stack.rend(); ++step) {
+      try {
+        (*step)();
+      } catch (...) {  // an exit stack that keeps going; errors dropped, as in the usual idiom
+      }
+    }
+  });
 }
 BENCHMARK(BM_VectorFunction)->Arg(1)->Arg(8)->Arg(64);
 
@@ -120,34 +130,21 @@ BENCHMARK(BM_VectorFunction)->Arg(1)->Arg(8)->Arg(64);
 /// plus one) into a vector of durations: the floor of any exit stack whose report has per-step
 /// times, before locking, naming or reporting anything.
 void BM_VectorFunctionTimed(benchmark::State& state) {
-  const auto steps = static_cast<int>(state.range(0));
-  long counter = 0;
-  long push_allocs = 0;
-  long close_allocs = 0;
-  for (auto _ : state) {
-    std::vector<std::function<void()>> stack;
-    push_allocs += allocations_in([&] {
-      for (int i = 0; i < steps; ++i) stack.emplace_back(Step{&counter});
-    });
-    close_allocs += allocations_in([&] {
-      std::vector<teardown::Clock::duration> took;
-      took.reserve(stack.size());
-      auto started = teardown::Clock::now();
-      for (auto step = stack.rbegin(); step != stack.rend(); ++step) {
-        try {
-          (*step)();
-        } catch (...) {
-        }
-        const auto ended = teardown::Clock::now();
-        took.push_back(ended - started);
-        started = ended;
+  run_vector_exit_stack(state, [](ExitStack& stack) {
+    std::vector<teardown::Clock::duration> took;
+    took.reserve(stack.size());
+    auto started = teardown::Clock::now();
+    for (auto step = stack.rbegin(); step != stack.rend(); ++step) {
+      try {
+        (*step)();
+      } catch (...) {
       }
-      benchmark::DoNotOptimize(took.data());
-      stack.clear();
-    });
-  }
-  benchmark::DoNotOptimize(counter);
-  report_allocations(state, push_allocs, close_allocs);
+      const auto ended = teardown::Clock::now();
+      took.push_back(ended - started);
+      started = ended;
+    }
+    benchmark::DoNotOptimize(took.data());
+  });
 }
 BENCHMARK(BM_VectorFunctionTimed)->Arg(1)->Arg(8)->Arg(64);
 
