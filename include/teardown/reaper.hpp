@@ -287,7 +287,8 @@ class Reaper {
 
  private:
   ExitStatus reap_locked(Deadline overall) {
-    if (!child_.status()) {
+    // A leader already reaped (try_wait) may have left a tree: the ladder takes that on too.
+    if (detail::ChildAccess::needs_ladder(child_)) {
       detail::report_ladder_errors(detail::climb_ladder(std::vector<Child*>{&child_}, steps_, overall),
                                    "teardown::Reaper::reap");
     }

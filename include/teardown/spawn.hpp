@@ -233,7 +233,8 @@ class Child {
         containment_(other.containment_),
         contain_(std::move(other.contain_)),
         status_(std::exchange(other.status_, std::nullopt)),
-        waitid_pidfd_works_(other.waitid_pidfd_works_) {}
+        waitid_pidfd_works_(other.waitid_pidfd_works_),
+        climbed_(other.climbed_) {}
   /// Reaps the child this one held (like the destructor), then takes `other`'s.
   Child& operator=(Child&& other) noexcept {
     if (this != &other) {
@@ -244,6 +245,7 @@ class Child {
       contain_ = std::move(other.contain_);
       status_ = std::exchange(other.status_, std::nullopt);
       waitid_pidfd_works_ = other.waitid_pidfd_works_;
+      climbed_ = other.climbed_;
     }
     return *this;
   }
@@ -461,13 +463,20 @@ class Child {
 
   // What the ladder engine uses (detail::LadderClimb).
   bool ended_unreaped() { return !status_ && peek() == Liveness::ended_unreaped; }
+  void climbed() noexcept { climbed_ = true; }
+
+  /// Whether a ladder still has work here: the child is unreaped, or its leader was reaped
+  /// without one (try_wait, wait_until) and what is left of its tree was never dealt with.
+  [[nodiscard]] bool needs_ladder() const noexcept {
+    return !status_ || (contain_.holds_a_tree() && !climbed_ && !contain_.tidied());
+  }
   void stamp(std::size_t rung, Clock::duration took) noexcept {
     status_->rung = rung;
     status_->took = took;
   }
 
   void reap_if_owned() noexcept {
-    if (pid_ <= 0 || status_) return;
+    if (pid_ <= 0 || !needs_ladder()) return;
     try {
       detail::report_ladder_errors(
           detail::climb_ladder(std::vector<Child*>{this}, detail::default_steps(default_target()),
@@ -485,6 +494,7 @@ class Child {
   detail::Containment contain_;
   std::optional<ExitStatus> status_;
   bool waitid_pidfd_works_ = true;
+  bool climbed_ = false;  // a ladder reaped it and settled its tree as its Kill rung aimed
 };
 
 /// Starts `argv` (argv[0] searched in this process's PATH unless it contains a '/') with
@@ -503,6 +513,7 @@ struct ChildAccess {
   static Child make(pid_t pid, ChildFds fds, Contain containment, Containment contain = {}) noexcept {
     return Child(pid, std::move(fds), containment, std::move(contain));
   }
+  static bool needs_ladder(const Child& child) noexcept { return child.needs_ladder(); }
 };
 
 /// What `options.contain` gives the child: Contain::automatic resolved to cgroup where a leaf

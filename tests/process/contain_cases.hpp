@@ -118,6 +118,51 @@ TEST_CASE("Containment: a leader that exits by itself still has its daemon kille
   CHECK(tree.alive_now() == 0);
 }
 
+// A leader reaped by try_wait/wait_until, not by a ladder: its tree is still the Child's to end.
+TEST_CASE("Containment: a Child whose leader was waited for still ends its daemon when destroyed",
+          "[contain][process]") {
+  ReportPipe report;
+  const std::string daemon =
+      "setsid /bin/sh -c '" + teardown_test::reporting(report, "daemon", "exec sleep 60") + "' </dev/null &";
+  teardown_test::Watched tree;
+  {
+    auto child = teardown::spawn(
+        sh("( " + daemon + " ); " + teardown_test::reporting(report, "leader", "exit 0")), contained(report));
+    tree = teardown_test::watch_reported(report, 2);
+    const auto status = child.wait_until(Deadline::after(20s));
+    REQUIRE(status);
+    CHECK(status->code == 0);
+    REQUIRE(tree.alive_now() == 1);  // the daemon runs on after its leader's reap
+  }
+  CHECK(tree.alive_now() == 0);
+}
+
+// What a PID 1 server met in CI (tests/process/pid1.test.cpp): a member of the leader's group,
+// no daemon, that ends only after the leader was reaped. Its zombie has no environment left,
+// so no marker, and is no session leader: only its group id ties it to the tree.
+TEST_CASE("Containment: a group member that ends after the leader was reaped is reaped with the tree",
+          "[contain][process]") {
+  ReportPipe report;
+  ReportPipe go;
+  auto options = contained(report);
+  options.inherit_fds.push_back(go.read_end.get());
+  const std::string member =
+      "/bin/sh -c '" + teardown_test::reporting(report, "member", "read x " + go.from()) + "' &";
+  auto child =
+      teardown::spawn(sh(member + " " + teardown_test::reporting(report, "leader", "exit 0")), options);
+  auto tree = teardown_test::watch_reported(report, 2);
+  const pid_t member_pid = tree.pid_of("member");
+  pollfd leader_exit{child.fd(), POLLIN, 0};
+  REQUIRE(teardown::detail::poll_until(&leader_exit, 1, Deadline::after(20s).time_point()) == 1);
+  REQUIRE(child.try_wait());  // the leader alone is reaped; its member runs on
+
+  REQUIRE(::write(go.write_end.get(), "\n", 1) == 1);
+  REQUIRE(tree.wait_all_gone(Deadline::after(20s)));  // the member has ended: our zombie now
+  const ExitStatus status = Reaper(std::move(child)).reap(Deadline::after(20s));
+  CHECK(status.code == 0);
+  CHECK(teardown_test::is_reaped(member_pid));
+}
+
 TEST_CASE("Containment: a Signal rung with Target::tree reaches a setsid daemon, which can exit cleanly",
           "[contain][process]") {
   ReportPipe report;

@@ -49,6 +49,7 @@ class Containment {
         marker_(std::move(other.marker_)),
         guardian_id_(std::exchange(other.guardian_id_, 0)),
         leader_start_(other.leader_start_),
+        tidied_(other.tidied_),
         known_(std::move(other.known_)) {}
   Containment& operator=(Containment&& other) noexcept {
     if (this != &other) {
@@ -58,6 +59,7 @@ class Containment {
       marker_ = std::move(other.marker_);
       guardian_id_ = std::exchange(other.guardian_id_, 0);
       leader_start_ = other.leader_start_;
+      tidied_ = other.tidied_;
       known_ = std::move(other.known_);
     }
     return *this;
@@ -66,6 +68,8 @@ class Containment {
 
   [[nodiscard]] ContainKind kind() const noexcept { return kind_; }
   [[nodiscard]] bool holds_a_tree() const noexcept { return kind_ != ContainKind::none; }
+  /// Whether the tree was found gone after the leader's reap and tidied up: nothing can join it.
+  [[nodiscard]] bool tidied() const noexcept { return tidied_; }
   [[nodiscard]] const std::string& marker() const noexcept { return marker_; }
   [[nodiscard]] const CgroupLeaf& leaf() const noexcept { return leaf_; }
 
@@ -119,11 +123,7 @@ class Containment {
       if (kind_ == ContainKind::cgroup && leaf_.exists()) {
         (void)reap_adopted_zombies(leaf_);
       } else if (kind_ == ContainKind::process_group && some_child_is_a_zombie()) {
-        const pid_t self = ::getpid();
-        for (const auto& process : list_processes()) {
-          if (process.state != 'Z' || process.parent != self || process.process_group != leader) continue;
-          if (!OwnedChildren::instance().contains(process.pid)) (void)reap_verified(process);
-        }
+        reap_orphaned_zombies(leader, list_processes());
       }
     } catch (...) {
       // Out of memory listing /proc: a later scan, or the tree's reap, takes them.
@@ -139,6 +139,7 @@ class Containment {
         (void)leaf_.remove();
       }
       known_.clear();
+      tidied_ = true;
     } catch (...) {
       // Out of memory while listing /proc: the leaf stays for the guardian or the next reap.
     }
@@ -171,7 +172,7 @@ class Containment {
     }
     std::vector<UniqueFd> live;
     const auto processes = list_processes();
-    reap_daemon_zombies(processes);
+    reap_orphaned_zombies(leader, processes);
     for (const auto& member : tree_members(roots, leader, leader_unreaped, marker_, processes)) {
       if (std::any_of(kept.begin(), kept.end(), [&](const Known& k) { return k.entry.pid == member.pid; }))
         continue;
@@ -197,14 +198,18 @@ class Containment {
     UniqueFd pidfd;
   };
 
-  // A daemon that was born and died between two scans (setsid, exit) left no trace but its
-  // zombie, reparented to us: a session leader, started after our leader, that is no Child of
-  // ours. Its environment went with it, so the marker cannot say whose it was; it is an orphan
-  // adopted through the subreaper either way, and reaped through its verified pidfd.
-  void reap_daemon_zombies(const std::vector<ProcEntry>& processes) {
+  // An orphan of the tree that ended before any scan saw it alive left no trace but its zombie,
+  // reparented to us, and its environment went with it, so the marker cannot say whose it was.
+  // Two kinds are reaped (through verified pidfds), each started after our leader and no Child
+  // of ours: a session leader (a daemon born and dead between two scans), and a member of the
+  // leader's group (which ended after the leader's reap). Reaping such a zombie signals nobody:
+  // at worst it takes the status of an orphan adopted through the subreaper from a later tree,
+  // whose own scan would have taken it the same way.
+  void reap_orphaned_zombies(pid_t leader, const std::vector<ProcEntry>& processes) {
     const pid_t self = ::getpid();
     for (const auto& process : processes) {
-      if (process.state != 'Z' || process.parent != self || process.session != process.pid ||
+      const bool daemon_or_group = process.session == process.pid || process.process_group == leader;
+      if (process.state != 'Z' || process.parent != self || !daemon_or_group ||
           process.start_time < leader_start_ || OwnedChildren::instance().contains(process.pid)) {
         continue;
       }
@@ -217,6 +222,7 @@ class Containment {
   std::string marker_;
   std::uint32_t guardian_id_ = 0;
   unsigned long long leader_start_ = 0;
+  bool tidied_ = false;
   std::vector<Known> known_;
 };
 

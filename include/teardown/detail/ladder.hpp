@@ -350,7 +350,10 @@ class LadderClimb {
   /// A ladder always ends with Kill, which waits with no deadline: every child has ended here,
   /// unless SIGKILL was refused (the bounded wait); such a child keeps no status.
   void finish(std::size_t in_force) {
-    for (std::size_t k = 0; k < children_.size(); ++k) (void)observe(k, in_force);
+    for (std::size_t k = 0; k < children_.size(); ++k) {
+      (void)observe(k, in_force);
+      children_[k]->climbed();
+    }
     for (std::size_t k = 0; k < children_.size(); ++k) {
       if (!ended_[k]) {
         errors_.push_back("pid " + std::to_string(children_[k]->pid()) +
