@@ -107,6 +107,26 @@ TEST_CASE(
   CHECK_FALSE(teardown::detail::verified_pidfd(*snapshot));  // gone: nothing to verify
 }
 
+// What tells a read of /proc/<pid>/environ in the middle of an exec (empty for an instant) from
+// an environment that really is empty: /proc/<pid>/stat's env_start and env_end.
+TEST_CASE("Fallback: an environment that really is empty is told from one not set up yet",
+          "[contain][process]") {
+  for (const bool empty : {true, false}) {
+    ReportPipe ready;
+    auto options = teardown::SpawnOptions{
+        .inherit_fds = {ready.write_end.get()}, .contain = Contain::none, .in = teardown::Stdio::pipe()};
+    options.env = empty ? std::vector<std::string>{} : std::vector<std::string>{"ONLY=1"};
+    auto child = teardown::spawn(sh("echo ready " + ready.to() + "; read x"), options);
+    // The shell has run a command (and execs nothing more): its environment is set up.
+    REQUIRE(ready.read_line(Deadline::after(20s)) == "ready");
+    const auto stat = teardown::detail::read_proc_stat(child.pid());
+    REQUIRE(stat);
+    CHECK(stat->env_start != 0);
+    CHECK((stat->env_end == stat->env_start) == empty);
+    CHECK(teardown::detail::environment_holds(child.pid(), "ONLY=1") == !empty);
+  }
+}
+
 TEST_CASE("Fallback: a zombie is not reaped through a snapshot that names another process",
           "[contain][process]") {
   const pid_t pid = fork_pausing();

@@ -121,18 +121,22 @@ inline CgroupDiscovery discover_cgroup(std::string_view proc_self_cgroup, std::s
   return {{}, "no cgroup2 mount in /proc/self/mountinfo holds this process's cgroup " + own};
 }
 
-/// A small file's whole text (procfs, cgroupfs); empty if it cannot be read.
-inline std::string read_text_file(const std::string& path) {
+/// What is left to read from `fd`, up to its end or an error.
+inline std::string read_to_end(int fd) {
   std::string text;
-  UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!file) return text;
   char buffer[4096];
   for (;;) {
-    const ssize_t got = retry_eintr([&] { return ::read(file.get(), buffer, sizeof buffer); });
+    const ssize_t got = retry_eintr([&] { return ::read(fd, buffer, sizeof buffer); });
     if (got <= 0) break;
     text.append(buffer, static_cast<std::size_t>(got));
   }
   return text;
+}
+
+/// A small file's whole text (procfs, cgroupfs); empty if it cannot be read.
+inline std::string read_text_file(const std::string& path) {
+  UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  return file ? read_to_end(file.get()) : std::string();
 }
 
 /// Writes `text` to a cgroup control file; 0, or -1 with errno.

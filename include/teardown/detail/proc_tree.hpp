@@ -13,7 +13,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -62,6 +61,10 @@ struct ProcEntry {
   pid_t process_group = 0;
   pid_t session = 0;
   unsigned long long start_time = 0;  // clock ticks after boot: with the pid, a process's identity
+  // Where the environment lies in its memory; both 0 in the middle of an exec (the new memory
+  // has none yet), for a zombie, and where we may not look.
+  unsigned long long env_start = 0;
+  unsigned long long env_end = 0;
   char state = '?';
 };
 
@@ -87,6 +90,12 @@ inline std::optional<ProcEntry> parse_proc_stat(std::string_view text) {
         break;
       case 22:
         entry.start_time = value;
+        break;
+      case 50:
+        entry.env_start = value;
+        break;
+      case 51:
+        entry.env_end = value;
         break;
       default:
         break;
@@ -134,19 +143,32 @@ inline std::vector<ProcEntry> list_processes() {
   return processes;
 }
 
-/// Whether `pid`'s initial environment holds exactly `entry` ("K=V"). /proc/<pid>/environ reads
-/// empty while the process is in the middle of an exec: an empty read is tried again for up to
-/// 5 ms before it counts as "no such entry" (what a process whose environment really is empty
-/// costs each time it is looked at; only processes reparented to us are).
+/// Whether `pid`'s initial environment holds exactly `entry` ("K=V"). In the middle of an exec
+/// /proc/<pid>/environ reads empty: the new memory has no environment yet, and /proc/<pid>/stat
+/// says so (env_start and env_end both 0). Such a read is tried again, backing off, for up to
+/// 200 ms: an exec preempted on a loaded machine takes milliseconds. An environment that really
+/// is empty (env_start == env_end, not 0) answers at once, as does one we may not read.
 inline bool environment_holds(pid_t pid, std::string_view entry) {
   const std::string path = "/proc/" + std::to_string(pid) + "/environ";
-  std::string text = read_text_file(path);
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
-  while (text.empty() && std::chrono::steady_clock::now() < give_up) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  auto backoff = std::chrono::microseconds(20);
+  std::string text;
+  for (;;) {
+    const UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file) return false;  // gone, or not ours to read
+    text = read_to_end(file.get());
+    if (!text.empty()) break;
     const auto state = read_proc_stat(pid);
     if (!state || state->state == 'Z') return false;  // gone, or a zombie: its environment went with it
-    ::sched_yield();
-    text = read_text_file(path);
+    const bool mid_exec = state->env_start == 0 && state->env_end == 0;
+    if (!mid_exec && state->env_end == state->env_start) return false;  // really empty
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    // Mid-exec: wait for the exec to set up the new environment. Otherwise the exec ended
+    // between the two reads: read again at once.
+    if (mid_exec) {
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::microseconds(2'000));
+    }
   }
   for (std::size_t start = 0; start < text.size();) {
     std::size_t end = text.find('\0', start);
