@@ -108,7 +108,8 @@ TEST_CASE(
 }
 
 // What tells a read of /proc/<pid>/environ in the middle of an exec (empty for an instant) from
-// an environment that really is empty: /proc/<pid>/stat's env_start and env_end.
+// an environment that really is empty: /proc/<pid>/stat's endcode (0 until the exec is done)
+// and its env_start and env_end.
 TEST_CASE("Fallback: an environment that really is empty is told from one not set up yet",
           "[contain][process]") {
   for (const bool empty : {true, false}) {
@@ -121,6 +122,7 @@ TEST_CASE("Fallback: an environment that really is empty is told from one not se
     REQUIRE(ready.read_line(Deadline::after(20s)) == "ready");
     const auto stat = teardown::detail::read_proc_stat(child.pid());
     REQUIRE(stat);
+    CHECK(stat->memory_set_up());
     CHECK(stat->env_start != 0);
     CHECK((stat->env_end == stat->env_start) == empty);
     CHECK(teardown::detail::environment_holds(child.pid(), "ONLY=1") == !empty);

@@ -190,6 +190,10 @@ class Containment {
       kept.push_back(Known{member, std::move(pidfd)});
     }
     known_ = std::move(kept);
+    // A member seen alive in the snapshot that ended while the scan looked at it (its environment
+    // gone before its marker was read) is a zombie now: before the tree is called gone, the
+    // orphaned zombies are looked for once more.
+    if (live.empty() && some_child_is_a_zombie()) reap_orphaned_zombies(leader, list_processes());
     return live;
   }
 

@@ -61,11 +61,16 @@ struct ProcEntry {
   pid_t process_group = 0;
   pid_t session = 0;
   unsigned long long start_time = 0;  // clock ticks after boot: with the pid, a process's identity
-  // Where the environment lies in its memory; both 0 in the middle of an exec (the new memory
-  // has none yet), for a zombie, and where we may not look.
+  // Where the code ends and where the environment lies in its memory. An exec sets up the new
+  // memory's environment first and its code's end last: until then end_code is 0 (also for a
+  // process with no memory left, on its way out), and 1 where we may not look.
+  unsigned long long end_code = 0;
   unsigned long long env_start = 0;
   unsigned long long env_end = 0;
   char state = '?';
+
+  /// Whether its memory is set up: no exec is half-way through, and env_start/env_end hold.
+  [[nodiscard]] bool memory_set_up() const noexcept { return end_code > 1; }
 };
 
 /// Parses /proc/<pid>/stat's text. The command name may hold spaces and parentheses: the fields
@@ -90,6 +95,9 @@ inline std::optional<ProcEntry> parse_proc_stat(std::string_view text) {
         break;
       case 22:
         entry.start_time = value;
+        break;
+      case 27:
+        entry.end_code = value;
         break;
       case 50:
         entry.env_start = value;
@@ -144,10 +152,11 @@ inline std::vector<ProcEntry> list_processes() {
 }
 
 /// Whether `pid`'s initial environment holds exactly `entry` ("K=V"). In the middle of an exec
-/// /proc/<pid>/environ reads empty: the new memory has no environment yet, and /proc/<pid>/stat
-/// says so (env_start and env_end both 0). Such a read is tried again, backing off, for up to
-/// 200 ms: an exec preempted on a loaded machine takes milliseconds. An environment that really
-/// is empty (env_start == env_end, not 0) answers at once, as does one we may not read.
+/// /proc/<pid>/environ reads empty, or short: the new memory's environment is not set up yet.
+/// /proc/<pid>/stat tells (ProcEntry::memory_set_up, read after the environment): such a read is
+/// tried again, backing off, for up to 200 ms (an exec preempted on a loaded machine takes
+/// milliseconds), as is one of a process on its way out, until it is a zombie. An environment that
+/// really is empty answers at once, as does one we may not read.
 inline bool environment_holds(pid_t pid, std::string_view entry) {
   const std::string path = "/proc/" + std::to_string(pid) + "/environ";
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
@@ -155,17 +164,21 @@ inline bool environment_holds(pid_t pid, std::string_view entry) {
   std::string text;
   for (;;) {
     const UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!file) return false;  // gone, or not ours to read
-    text = read_to_end(file.get());
-    if (!text.empty()) break;
+    // ESRCH: no memory, so on its way out (or a zombie). It is waited for below until it is a
+    // zombie, so that the scan that asked finds that zombie. Anything else: not ours to read.
+    if (!file && errno != ESRCH) return false;
+    text = file ? read_to_end(file.get()) : std::string();
     const auto state = read_proc_stat(pid);
     if (!state || state->state == 'Z') return false;  // gone, or a zombie: its environment went with it
-    const bool mid_exec = state->env_start == 0 && state->env_end == 0;
-    if (!mid_exec && state->env_end == state->env_start) return false;  // really empty
-    if (std::chrono::steady_clock::now() >= give_up) return false;
-    // Mid-exec: wait for the exec to set up the new environment. Otherwise the exec ended
-    // between the two reads: read again at once.
-    if (mid_exec) {
+    const bool set_up = state->memory_set_up();
+    // Set up, and what was read is that environment (an exec that ended between the two reads
+    // has another: read again).
+    if (set_up && text.size() == state->env_end - state->env_start) break;
+    if (std::chrono::steady_clock::now() >= give_up) {
+      if (set_up) break;
+      return false;
+    }
+    if (!set_up) {
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::microseconds(2'000));
     }

@@ -42,8 +42,10 @@ std::string remaining_children() {
   siginfo_t info{};
   if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == -1)
     return errno == ECHILD ? std::string() : std::string("waitid: ") + std::strerror(errno);
-  return info.si_pid != 0 ? "zombie pid " + std::to_string(info.si_pid) + " was never reaped"
-                          : "a child still runs";
+  if (info.si_pid == 0) return "a child still runs";
+  std::string stat = teardown::detail::read_text_file("/proc/" + std::to_string(info.si_pid) + "/stat");
+  while (!stat.empty() && stat.back() == '\n') stat.pop_back();
+  return "zombie pid " + std::to_string(info.si_pid) + " was never reaped (/proc/<pid>/stat: " + stat + ")";
 }
 
 int run_as_pid1(teardown::Contain contain) {
@@ -89,7 +91,10 @@ int run_as_pid1(teardown::Contain contain) {
       return fail("a child did not exit 0: " + status.describe());
   }
   if (!report.errors.empty()) return fail("the reap reported: " + report.errors.front());
-  if (const std::string left = remaining_children(); !left.empty()) return fail("after the reap: " + left);
+  if (const std::string left = remaining_children(); !left.empty()) {
+    return fail("after the reap: " + left + "; the leaders were " + std::to_string(report.statuses[0].pid) +
+                " and " + std::to_string(report.statuses[1].pid));
+  }
   return 0;
 }
 
