@@ -122,8 +122,8 @@ class Containment {
     try {
       if (kind_ == ContainKind::cgroup && leaf_.exists()) {
         (void)reap_adopted_zombies(leaf_);
-      } else if (kind_ == ContainKind::process_group && some_child_is_a_zombie()) {
-        reap_orphaned_zombies(leader, list_processes());
+      } else if (kind_ == ContainKind::process_group) {
+        reap_orphaned_zombies_now(leader);
       }
     } catch (...) {
       // Out of memory listing /proc: a later scan, or the tree's reap, takes them.
@@ -193,7 +193,7 @@ class Containment {
     // A member seen alive in the snapshot that ended while the scan looked at it (its environment
     // gone before its marker was read) is a zombie now: before the tree is called gone, the
     // orphaned zombies are looked for once more.
-    if (live.empty() && some_child_is_a_zombie()) reap_orphaned_zombies(leader, list_processes());
+    if (live.empty()) reap_orphaned_zombies_now(leader);
     return live;
   }
 
@@ -219,6 +219,11 @@ class Containment {
       }
       (void)reap_verified(process);
     }
+  }
+
+  /// The same on a fresh snapshot, listed only when some child of ours is a zombie.
+  void reap_orphaned_zombies_now(pid_t leader) {
+    if (some_child_is_a_zombie()) reap_orphaned_zombies(leader, list_processes());
   }
 
   ContainKind kind_ = ContainKind::none;

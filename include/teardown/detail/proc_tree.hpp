@@ -178,10 +178,8 @@ inline bool environment_holds(pid_t pid, std::string_view entry) {
       if (set_up) break;
       return false;
     }
-    if (!set_up) {
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::microseconds(2'000));
-    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::microseconds(2'000));
   }
   for (std::size_t start = 0; start < text.size();) {
     std::size_t end = text.find('\0', start);
